@@ -1,0 +1,39 @@
+//! The handshake query string (`EIO`, `transport`, `sid`).
+
+/// The parameters the engine reads; everything else (`t`, user keys) is ignored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct EngineQuery<'a> {
+    pub eio: Option<&'a str>,
+    pub transport: Option<&'a str>,
+    pub sid: Option<&'a str>,
+}
+
+impl<'a> EngineQuery<'a> {
+    pub(crate) fn parse(query: Option<&'a str>) -> Self {
+        let mut out = Self::default();
+        for pair in query.unwrap_or_default().split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "EIO" => out.eio = Some(value),
+                "transport" => out.transport = Some(value),
+                "sid" => out.sid = Some(value),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_engine_keys_only() {
+        let q = EngineQuery::parse(Some("EIO=4&transport=polling&t=abc&sid=xyz&x"));
+        assert_eq!(q.eio, Some("4"));
+        assert_eq!(q.transport, Some("polling"));
+        assert_eq!(q.sid, Some("xyz"));
+        assert_eq!(EngineQuery::parse(None), EngineQuery::default());
+    }
+}

@@ -1,0 +1,229 @@
+//! The session handle the layer above holds.
+
+pub(crate) mod state;
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::engine::EngineShared;
+use crate::packet::EncodedPacket;
+use crate::{CloseReason, HandshakeRequest, Message, Sid, TransportKind};
+pub use state::SendError;
+use state::SessionState;
+
+/// Who learns that a session closed (the engine that owns it).
+pub(crate) trait SessionOwner<D: Send + Sync + 'static>: Send + Sync {
+    fn session_closed(&self, session: &Session<D>, reason: CloseReason);
+}
+
+pub(crate) struct SessionInner<D: Send + Sync + 'static> {
+    id: Sid,
+    pub(crate) state: Mutex<SessionState>,
+    /// Wakes whoever writes downstream: a WebSocket task or a pending poll.
+    pub(crate) notify: Notify,
+    pub(crate) shared: Arc<EngineShared>,
+    owner: Weak<dyn SessionOwner<D>>,
+    handshake: HandshakeRequest,
+    data: D,
+}
+
+/// One Engine.IO session, whatever transport carries it. Cheap to clone.
+///
+/// Sending queues an already-encoded packet; the session's transport writes
+/// it out. Every queue is bounded: a client that does not keep up is closed
+/// with [`CloseReason::SlowConsumer`] rather than holding memory without
+/// limit, and a normal packet is never dropped silently.
+///
+/// ```no_run
+/// # fn demo(session: tidewire_engine::Session<()>) {
+/// use tidewire_engine::packet::EncodedPacket;
+/// session.send_text("hello").unwrap();
+/// // Encode once, queue everywhere: clones share the bytes.
+/// let shared = EncodedPacket::message("news");
+/// session.send(shared.clone()).unwrap();
+/// # }
+/// ```
+pub struct Session<D: Send + Sync + 'static>(pub(crate) Arc<SessionInner<D>>);
+
+impl<D: Send + Sync + 'static> Clone for Session<D> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<D: Send + Sync + 'static> std::fmt::Debug for Session<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.0.id)
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Send + Sync + 'static> PartialEq for Session<D> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<D: Send + Sync + 'static> Session<D> {
+    pub(crate) fn new(
+        id: Sid,
+        transport: TransportKind,
+        shared: Arc<EngineShared>,
+        owner: Weak<dyn SessionOwner<D>>,
+        handshake: HandshakeRequest,
+        data: D,
+    ) -> Self {
+        let state = SessionState::new(transport, Instant::now(), &shared.limits);
+        Self(Arc::new(SessionInner {
+            id,
+            state: Mutex::new(state),
+            notify: Notify::new(),
+            shared,
+            owner,
+            handshake,
+            data,
+        }))
+    }
+
+    /// The session id (`sid`).
+    pub fn id(&self) -> Sid {
+        self.0.id
+    }
+
+    /// The layer above's per-session data.
+    pub fn data(&self) -> &D {
+        &self.0.data
+    }
+
+    /// The handshake request that opened the session.
+    pub fn handshake(&self) -> &HandshakeRequest {
+        &self.0.handshake
+    }
+
+    /// The transport carrying the session now; it changes on upgrade.
+    pub fn transport(&self) -> TransportKind {
+        self.0.state.lock().transport()
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.state.lock().closed().is_some()
+    }
+
+    /// Packets waiting to be written to the client.
+    pub fn queued(&self) -> usize {
+        self.0.state.lock().queued()
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send(EncodedPacket::message(text))
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send(EncodedPacket::binary(data))
+    }
+
+    /// Queues a received-style [`Message`] (text or binary).
+    pub fn send_message(&self, message: Message) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.send_text(text.as_str()),
+            Message::Binary(data) => self.send_binary(data),
+        }
+    }
+
+    /// Queues one encoded packet.
+    pub fn send(&self, packet: EncodedPacket) -> Result<(), SendError> {
+        self.send_batch([packet])
+    }
+
+    /// Queues several packets together, in order, with nothing in between
+    /// (a Socket.IO packet and its binary attachments).
+    ///
+    /// Fails as a whole: either every packet is queued or none is.
+    pub fn send_batch<I>(&self, packets: I) -> Result<(), SendError>
+    where
+        I: IntoIterator<Item = EncodedPacket>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
+        let result = self.0.state.lock().push_all(packets, &self.0.shared.limits);
+        self.after_push(result)
+    }
+
+    /// Queues a packet that may be dropped when the client is not ready for it
+    /// (its queue is half full, or an upgrade is in progress). Drops are counted
+    /// in the engine's metrics.
+    pub fn send_volatile(&self, packet: EncodedPacket) -> Result<(), SendError> {
+        let result = self
+            .0
+            .state
+            .lock()
+            .push_volatile(packet, &self.0.shared.limits);
+        self.after_push(result)
+    }
+
+    fn after_push(&self, result: Result<bool, SendError>) -> Result<(), SendError> {
+        match result {
+            Ok(true) => {
+                self.0.notify.notify_waiters();
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(SendError::SlowConsumer) => {
+                self.0.shared.metrics.slow_consumer_closes.incr();
+                tracing::warn!(sid = %self.0.id, "closing slow consumer: outgoing queue full");
+                self.close(CloseReason::SlowConsumer);
+                Err(SendError::SlowConsumer)
+            }
+            Err(SendError::Dropped) => {
+                self.0.shared.metrics.volatile_dropped.incr();
+                Err(SendError::Dropped)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Closes the session. The layer above's `on_close` runs once, with `reason`.
+    ///
+    /// Server-chosen closes ([`CloseReason::ForcedClose`], [`CloseReason::ServerShutdown`])
+    /// first flush what is queued, then send the client a close packet.
+    pub fn close(&self, reason: CloseReason) {
+        let first = self.0.state.lock().close(reason);
+        if !first {
+            return;
+        }
+        tracing::debug!(sid = %self.0.id, %reason, "session closed");
+        self.0.notify.notify_waiters();
+        if let Some(owner) = self.0.owner.upgrade() {
+            owner.session_closed(self, reason);
+        }
+    }
+
+    /// Resolves when the session's state may have changed (packets queued,
+    /// closed, upgrade progress). Enable-before-check: call `enable()` on the
+    /// returned future before looking at the state, then await it.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notify.notified()
+    }
+
+    /// Wakes every waiter without changing anything (a heartbeat or probe event).
+    pub(crate) fn wake(&self) {
+        self.0.notify.notify_waiters();
+    }
+
+    /// Runs `f` on the locked state machine.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
+        f(&mut self.0.state.lock())
+    }
+
+    pub(crate) fn limits(&self) -> &state::Limits {
+        &self.0.shared.limits
+    }
+}

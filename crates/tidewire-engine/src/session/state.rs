@@ -1,0 +1,463 @@
+//! The session state machine: queue, heartbeat, upgrade and close, with no I/O.
+//!
+//! Transports feed it events (a poll arrived, a probe ping, a pong, a tick)
+//! and carry out what it answers. Keeping it free of I/O lets every rule be
+//! unit-tested on plain values.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::packet::{EncodedPacket, PacketType};
+use crate::{CloseReason, TransportKind};
+
+/// The limits and timings a session enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_packets: usize,
+    pub max_bytes: usize,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub upgrade_timeout: Duration,
+}
+
+/// Why a packet was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The session is closed; the packet was not sent.
+    #[error("session closed: the packet was not sent")]
+    Closed,
+    /// The client is not reading fast enough: the queue hit its limit and the
+    /// session is being closed with [`CloseReason::SlowConsumer`].
+    #[error("client too slow: the outgoing queue is full, the session is closed")]
+    SlowConsumer,
+    /// A volatile packet was dropped because the client is not ready for it.
+    #[error("volatile packet dropped: the client is not ready")]
+    Dropped,
+}
+
+/// What the heartbeat timer asks for on a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tick {
+    Nothing,
+    /// A ping was queued; wake the writer.
+    PingQueued,
+    /// No pong in time: close the session.
+    PingTimeout,
+    /// An upgrade probe took too long and was abandoned; wake its connection.
+    ProbeExpired,
+}
+
+/// An upgrade probe in progress: a WebSocket connection that is not yet the session's transport.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    conn: u32,
+    deadline: Instant,
+    /// The probe ping arrived: a pending poll must be answered so the client can pause polling.
+    release_poll: bool,
+}
+
+/// What a pending long-poll should answer, if it should answer now.
+#[derive(Debug)]
+pub(crate) enum PollAnswer {
+    /// Packets to send.
+    Packets(VecDeque<EncodedPacket>),
+    /// A noop (`6`), to end a poll during or after an upgrade.
+    Noop,
+    /// The session is closed; answer a close packet.
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    transport: TransportKind,
+    /// The connection allowed to write downstream (WebSocket connections carry an id).
+    active_conn: u32,
+    next_conn: u32,
+    probe: Option<Probe>,
+    queue: VecDeque<EncodedPacket>,
+    queued_bytes: usize,
+    closed: Option<CloseReason>,
+    poll_active: bool,
+    post_active: bool,
+    next_ping_at: Instant,
+    pong_deadline: Option<Instant>,
+}
+
+impl SessionState {
+    pub(crate) fn new(transport: TransportKind, now: Instant, limits: &Limits) -> Self {
+        Self {
+            transport,
+            active_conn: 1,
+            next_conn: 2,
+            probe: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            closed: None,
+            poll_active: false,
+            post_active: false,
+            next_ping_at: now + limits.ping_interval,
+            pong_deadline: None,
+        }
+    }
+
+    pub(crate) fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    pub(crate) fn closed(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues packets atomically (all or none). Returns whether the queue was
+    /// empty before, i.e. whether a writer may be waiting.
+    pub(crate) fn push_all<I>(&mut self, packets: I, limits: &Limits) -> Result<bool, SendError>
+    where
+        I: IntoIterator<Item = EncodedPacket>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
+        if self.closed.is_some() {
+            return Err(SendError::Closed);
+        }
+        let packets = packets.into_iter();
+        let bytes: usize = packets.clone().map(|p| p.len()).sum();
+        if self.queue.len() + packets.len() > limits.max_packets
+            || self.queued_bytes + bytes > limits.max_bytes
+        {
+            return Err(SendError::SlowConsumer);
+        }
+        let was_empty = self.queue.is_empty();
+        self.queue.extend(packets);
+        self.queued_bytes += bytes;
+        Ok(was_empty)
+    }
+
+    /// Queues a packet the application allows to be lost: dropped when the
+    /// client already has half a queue's worth waiting, or mid-upgrade.
+    pub(crate) fn push_volatile(
+        &mut self,
+        packet: EncodedPacket,
+        limits: &Limits,
+    ) -> Result<bool, SendError> {
+        if self.closed.is_some() {
+            return Err(SendError::Closed);
+        }
+        if self.queue.len() >= limits.max_packets / 2
+            || self.queued_bytes + packet.len() > limits.max_bytes / 2
+            || self.probe.is_some()
+        {
+            return Err(SendError::Dropped);
+        }
+        self.push_all([packet], limits)
+    }
+
+    /// Takes everything queued, for a writer that owns the downstream.
+    pub(crate) fn take_queue(&mut self) -> VecDeque<EncodedPacket> {
+        self.queued_bytes = 0;
+        std::mem::take(&mut self.queue)
+    }
+
+    /// Marks the session closed. Returns false if it already was.
+    ///
+    /// A close the server chose (forced, shutdown, slow consumer) queues a
+    /// close packet for the client; a slow consumer's backlog is dropped
+    /// first, since the client could not take it anyway.
+    pub(crate) fn close(&mut self, reason: CloseReason) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
+        self.closed = Some(reason);
+        self.probe = None;
+        match reason {
+            CloseReason::SlowConsumer | CloseReason::PayloadTooLarge | CloseReason::TakenOver => {
+                self.queue.clear();
+                self.queued_bytes = 0;
+                self.queue
+                    .push_back(EncodedPacket::control(PacketType::Close));
+            }
+            CloseReason::ForcedClose | CloseReason::ServerShutdown => {
+                self.queue
+                    .push_back(EncodedPacket::control(PacketType::Close));
+            }
+            _ => {}
+        }
+        true
+    }
+
+    // ----- heartbeat -----
+
+    pub(crate) fn tick(&mut self, now: Instant, limits: &Limits) -> Tick {
+        if self.closed.is_some() {
+            return Tick::Nothing;
+        }
+        if let Some(probe) = self.probe {
+            if now >= probe.deadline {
+                self.probe = None;
+                return Tick::ProbeExpired;
+            }
+        }
+        match self.pong_deadline {
+            Some(deadline) if now >= deadline => Tick::PingTimeout,
+            Some(_) => Tick::Nothing,
+            None if now >= self.next_ping_at => {
+                self.pong_deadline = Some(now + limits.ping_timeout);
+                // Heartbeats bypass the queue limit: a full queue already closes the session.
+                self.queue
+                    .push_back(EncodedPacket::control(PacketType::Ping));
+                self.queued_bytes += 1;
+                Tick::PingQueued
+            }
+            None => Tick::Nothing,
+        }
+    }
+
+    pub(crate) fn on_pong(&mut self, now: Instant, limits: &Limits) {
+        if self.pong_deadline.take().is_some() {
+            self.next_ping_at = now + limits.ping_interval;
+        }
+    }
+
+    // ----- long-polling -----
+
+    /// A GET arrived. Refused (protocol error) when one is already pending.
+    pub(crate) fn begin_poll(&mut self) -> Result<(), PollConflict> {
+        if self.poll_active {
+            return Err(PollConflict::ConcurrentGet);
+        }
+        if self.transport != TransportKind::Polling {
+            return Err(PollConflict::WrongTransport);
+        }
+        self.poll_active = true;
+        Ok(())
+    }
+
+    pub(crate) fn end_poll(&mut self) {
+        self.poll_active = false;
+    }
+
+    /// What the pending GET should answer now, or `None` to keep waiting.
+    pub(crate) fn poll_answer(&mut self) -> Option<PollAnswer> {
+        if !self.queue.is_empty() {
+            return Some(PollAnswer::Packets(self.take_queue()));
+        }
+        if self.closed.is_some() {
+            return Some(PollAnswer::Closed);
+        }
+        if self.transport != TransportKind::Polling || self.probe.is_some_and(|p| p.release_poll) {
+            return Some(PollAnswer::Noop);
+        }
+        None
+    }
+
+    /// A POST arrived. Refused when one is already in progress.
+    pub(crate) fn begin_post(&mut self, transport: TransportKind) -> Result<(), PollConflict> {
+        if self.post_active {
+            return Err(PollConflict::ConcurrentPost);
+        }
+        // A POST may still arrive right after an upgrade, while the client flushes.
+        if !transport.is_http() {
+            return Err(PollConflict::WrongTransport);
+        }
+        self.post_active = true;
+        Ok(())
+    }
+
+    pub(crate) fn end_post(&mut self) {
+        self.post_active = false;
+    }
+
+    // ----- upgrade -----
+
+    /// A WebSocket asks to take over an HTTP session. Returns its connection id.
+    pub(crate) fn begin_probe(
+        &mut self,
+        now: Instant,
+        limits: &Limits,
+    ) -> Result<u32, ProbeRefused> {
+        if self.closed.is_some() {
+            return Err(ProbeRefused::Closed);
+        }
+        if !self.transport.is_http() {
+            return Err(ProbeRefused::AlreadyUpgraded);
+        }
+        if self.probe.is_some() {
+            return Err(ProbeRefused::ProbeInProgress);
+        }
+        let conn = self.next_conn;
+        self.next_conn = self.next_conn.wrapping_add(1);
+        self.probe = Some(Probe {
+            conn,
+            deadline: now + limits.upgrade_timeout,
+            release_poll: false,
+        });
+        Ok(conn)
+    }
+
+    /// The probe ping (`2probe`) arrived on connection `conn`.
+    pub(crate) fn probe_pinged(&mut self, conn: u32) -> bool {
+        match &mut self.probe {
+            Some(p) if p.conn == conn => {
+                p.release_poll = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client sent `5` on connection `conn`: it becomes the session's transport.
+    pub(crate) fn complete_upgrade(&mut self, conn: u32) -> bool {
+        match self.probe {
+            Some(p) if p.conn == conn && self.closed.is_none() => {
+                self.probe = None;
+                self.transport = TransportKind::WebSocket;
+                self.active_conn = conn;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The probing connection went away before the upgrade finished.
+    pub(crate) fn abort_probe(&mut self, conn: u32) {
+        if self.probe.is_some_and(|p| p.conn == conn) {
+            self.probe = None;
+        }
+    }
+
+    /// Whether connection `conn` is probing.
+    pub(crate) fn is_probing(&self, conn: u32) -> bool {
+        self.probe.is_some_and(|p| p.conn == conn)
+    }
+
+    /// Whether connection `conn` owns the downstream.
+    pub(crate) fn is_active(&self, conn: u32) -> bool {
+        self.transport == TransportKind::WebSocket && self.active_conn == conn
+    }
+}
+
+/// A long-polling request that breaks the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PollConflict {
+    ConcurrentGet,
+    ConcurrentPost,
+    WrongTransport,
+}
+
+/// Why a WebSocket could not start probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProbeRefused {
+    Closed,
+    AlreadyUpgraded,
+    ProbeInProgress,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_packets: 4,
+            max_bytes: 100,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            upgrade_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn msg(s: &str) -> EncodedPacket {
+        EncodedPacket::message(s)
+    }
+
+    #[test]
+    fn queue_is_bounded_and_atomic() {
+        let l = limits();
+        let mut s = SessionState::new(TransportKind::Polling, Instant::now(), &l);
+        assert_eq!(s.push_all([msg("a")], &l), Ok(true));
+        assert_eq!(s.push_all([msg("b"), msg("c")], &l), Ok(false));
+        assert_eq!(
+            s.push_all([msg("d"), msg("e")], &l),
+            Err(SendError::SlowConsumer)
+        );
+        assert_eq!(s.queued(), 3, "a refused batch queues nothing");
+        assert_eq!(s.push_volatile(msg("v"), &l), Err(SendError::Dropped));
+        assert!(s.close(CloseReason::SlowConsumer));
+        assert!(!s.close(CloseReason::ForcedClose), "close happens once");
+        let q = s.take_queue();
+        assert_eq!(q.len(), 1, "a slow consumer gets only the close packet");
+        assert_eq!(s.push_all([msg("x")], &l), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn heartbeat_pings_then_times_out() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut s = SessionState::new(TransportKind::WebSocket, t0, &l);
+        assert_eq!(s.tick(t0 + Duration::from_secs(24), &l), Tick::Nothing);
+        assert_eq!(s.tick(t0 + Duration::from_secs(25), &l), Tick::PingQueued);
+        assert_eq!(s.take_queue().len(), 1);
+        assert_eq!(s.tick(t0 + Duration::from_secs(30), &l), Tick::Nothing);
+        s.on_pong(t0 + Duration::from_secs(30), &l);
+        assert_eq!(s.tick(t0 + Duration::from_secs(54), &l), Tick::Nothing);
+        assert_eq!(s.tick(t0 + Duration::from_secs(55), &l), Tick::PingQueued);
+        assert_eq!(s.tick(t0 + Duration::from_secs(75), &l), Tick::PingTimeout);
+    }
+
+    #[test]
+    fn poll_waits_until_there_is_something_to_say() {
+        let l = limits();
+        let mut s = SessionState::new(TransportKind::Polling, Instant::now(), &l);
+        s.begin_poll().unwrap();
+        assert_eq!(s.begin_poll(), Err(PollConflict::ConcurrentGet));
+        assert!(s.poll_answer().is_none());
+        s.push_all([msg("a")], &l).unwrap();
+        assert!(matches!(s.poll_answer(), Some(PollAnswer::Packets(q)) if q.len() == 1));
+        s.end_poll();
+        s.close(CloseReason::ForcedClose);
+        assert!(matches!(s.poll_answer(), Some(PollAnswer::Packets(q)) if q.len() == 1));
+        assert!(matches!(s.poll_answer(), Some(PollAnswer::Closed)));
+    }
+
+    #[test]
+    fn upgrade_switches_at_one_point() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut s = SessionState::new(TransportKind::Polling, t0, &l);
+        let conn = s.begin_probe(t0, &l).unwrap();
+        assert_eq!(s.begin_probe(t0, &l), Err(ProbeRefused::ProbeInProgress));
+        s.begin_poll().unwrap();
+        assert!(
+            s.poll_answer().is_none(),
+            "probe alone does not end the poll"
+        );
+        assert!(s.probe_pinged(conn));
+        assert!(matches!(s.poll_answer(), Some(PollAnswer::Noop)));
+        s.end_poll();
+        s.push_all([msg("during")], &l).unwrap();
+        assert!(!s.is_active(conn));
+        assert!(s.complete_upgrade(conn));
+        assert!(s.is_active(conn));
+        assert_eq!(s.transport(), TransportKind::WebSocket);
+        assert_eq!(s.begin_poll(), Err(PollConflict::WrongTransport));
+        assert_eq!(
+            s.take_queue().len(),
+            1,
+            "packets queued mid-upgrade go to the new transport"
+        );
+    }
+
+    #[test]
+    fn stale_probe_expires() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut s = SessionState::new(TransportKind::Polling, t0, &l);
+        let conn = s.begin_probe(t0, &l).unwrap();
+        assert_eq!(s.tick(t0 + Duration::from_secs(11), &l), Tick::ProbeExpired);
+        assert!(!s.is_probing(conn));
+        assert!(!s.complete_upgrade(conn));
+        assert!(s.begin_probe(t0, &l).is_ok());
+    }
+}

@@ -1,0 +1,145 @@
+//! HTTP long-polling: GET waits for packets, POST carries packets up.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use super::Transport;
+use crate::config::HandshakeRequest;
+use crate::engine::EngineCore;
+use crate::packet::{decode_payload, encode_payload, EncodedPacket, PacketType};
+use crate::response::{text_response, ProtocolError};
+use crate::session::state::{PollAnswer, PollConflict};
+use crate::{CloseReason, EngineHandler, Session, TransportKind};
+
+pub(crate) struct Polling;
+
+impl Transport for Polling {
+    const KIND: TransportKind = TransportKind::Polling;
+
+    async fn open<H: EngineHandler>(
+        core: &Arc<EngineCore<H>>,
+        handshake: HandshakeRequest,
+        _request: Request<Body>,
+    ) -> Response<Body> {
+        let session = core.create_session(Self::KIND, handshake);
+        let open = core.open_packet(session.id(), Self::KIND);
+        core.handler.on_open(&session);
+        text_response(StatusCode::OK, open)
+    }
+
+    async fn serve<H: EngineHandler>(
+        core: &Arc<EngineCore<H>>,
+        session: Session<H::Data>,
+        request: Request<Body>,
+    ) -> Response<Body> {
+        match *request.method() {
+            Method::GET => poll(session).await,
+            Method::POST => receive_post(core, &session, request.into_body()).await,
+            _ => ProtocolError::BadRequest.response_with(Some("long-polling takes GET or POST")),
+        }
+    }
+}
+
+/// Ends the session's poll when the GET's future finishes or is dropped (client gone).
+struct PollGuard<'a, D: Send + Sync + 'static>(&'a Session<D>);
+
+impl<D: Send + Sync + 'static> Drop for PollGuard<'_, D> {
+    fn drop(&mut self) {
+        self.0.with_state(|s| s.end_poll());
+    }
+}
+
+/// A GET: wait until there is something to say, then say all of it.
+async fn poll<D: Send + Sync + 'static>(session: Session<D>) -> Response<Body> {
+    match session.with_state(|s| s.begin_poll()) {
+        Ok(()) => {}
+        Err(PollConflict::ConcurrentGet) => {
+            tracing::debug!(sid = %session.id(), "second concurrent poll: closing session");
+            session.close(CloseReason::ParseError);
+            return ProtocolError::BadRequest
+                .response_with(Some("a poll is already pending for this session"));
+        }
+        Err(_) => {
+            return ProtocolError::BadRequest
+                .response_with(Some("this session no longer uses long-polling"));
+        }
+    }
+    let _guard = PollGuard(&session);
+    let answer = loop {
+        let changed = session.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if let Some(answer) = session.with_state(|s| s.poll_answer()) {
+            break answer;
+        }
+        changed.await;
+    };
+    let body = match answer {
+        PollAnswer::Packets(packets) => encode_payload(&packets),
+        PollAnswer::Noop => encode_payload(&[EncodedPacket::control(PacketType::Noop)]),
+        PollAnswer::Closed => encode_payload(&[EncodedPacket::control(PacketType::Close)]),
+    };
+    text_response(StatusCode::OK, body)
+}
+
+/// A POST carrying packets up (long-polling and SSE share it).
+pub(crate) async fn receive_post<H: EngineHandler>(
+    core: &Arc<EngineCore<H>>,
+    session: &Session<H::Data>,
+    body: Body,
+) -> Response<Body> {
+    let transport = session.transport();
+    if let Err(conflict) = session.with_state(|s| s.begin_post(transport)) {
+        if conflict == PollConflict::ConcurrentPost {
+            session.close(CloseReason::ParseError);
+        }
+        return ProtocolError::BadRequest.response_with(Some(match conflict {
+            PollConflict::ConcurrentPost => "a POST is already in progress for this session",
+            _ => "this session no longer accepts POSTs",
+        }));
+    }
+    let response = read_and_apply(core, session, body).await;
+    session.with_state(|s| s.end_post());
+    response
+}
+
+async fn read_and_apply<H: EngineHandler>(
+    core: &Arc<EngineCore<H>>,
+    session: &Session<H::Data>,
+    body: Body,
+) -> Response<Body> {
+    let max = core.config.max_payload;
+    let bytes: Bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            if error.is::<http_body_util::LengthLimitError>() {
+                session.close(CloseReason::PayloadTooLarge);
+                return text_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("payload larger than maxPayload ({max} bytes); the session is closed"),
+                );
+            }
+            session.close(CloseReason::TransportError);
+            return ProtocolError::BadRequest
+                .response_with(Some("could not read the request body"));
+        }
+    };
+    for packet in decode_payload(bytes) {
+        match packet {
+            Ok(packet) => core.on_packet(session, packet),
+            Err(error) => {
+                tracing::debug!(sid = %session.id(), %error, "bad packet in POST");
+                session.close(CloseReason::ParseError);
+                return ProtocolError::BadRequest.response_with(Some(&error.to_string()));
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+    }
+    text_response(StatusCode::OK, "ok")
+}

@@ -1,0 +1,312 @@
+//! The one task that serves a WebSocket connection.
+//!
+//! It waits on two things in a single `select!`: bytes from the client and a
+//! change in the session (packets queued, closed, upgrade progress). The
+//! heartbeat lives in the engine's shared timer, so the task holds no timer
+//! of its own.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::frame::{close_payload, write_server_frame, FrameDecoder, OpCode, WsEvent};
+use crate::engine::EngineCore;
+use crate::packet::{EncodedPacket, Packet};
+use crate::{CloseReason, EngineHandler, Session};
+
+type Io = TokioIo<Upgraded>;
+
+/// Bytes reserved for a read; small on purpose, since an idle connection holds it.
+const READ_CHUNK: usize = 1024;
+/// A read buffer larger than this is released once drained.
+const READ_BUF_KEEP: usize = 16 * 1024;
+/// How long the last frames may take to leave when the connection ends.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) struct Connection<H: EngineHandler> {
+    core: Arc<EngineCore<H>>,
+    session: Session<H::Data>,
+    id: u32,
+    /// Still proving itself during an upgrade; the HTTP transport carries the session meanwhile.
+    probing: bool,
+}
+
+enum Step {
+    Write(VecDeque<EncodedPacket>),
+    /// The session closed: write what is left (maybe a close packet), then end.
+    Finish(VecDeque<EncodedPacket>),
+    /// This connection no longer carries the session (probe failed, replaced).
+    Abandon,
+    Wait,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl<H: EngineHandler> Connection<H> {
+    pub(super) fn direct(core: Arc<EngineCore<H>>, session: Session<H::Data>) -> Self {
+        Self {
+            core,
+            session,
+            id: 1,
+            probing: false,
+        }
+    }
+
+    pub(super) fn probe(core: Arc<EngineCore<H>>, session: Session<H::Data>, id: u32) -> Self {
+        Self {
+            core,
+            session,
+            id,
+            probing: true,
+        }
+    }
+
+    pub(super) async fn run(self, on_upgrade: OnUpgrade) {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let metrics = &self.core.shared.metrics;
+                metrics.websocket_connections.incr();
+                let core = self.core.clone();
+                self.serve(TokioIo::new(upgraded)).await;
+                core.shared.metrics.websocket_connections.decr();
+            }
+            Err(error) => {
+                tracing::debug!(sid = %self.session.id(), %error, "WebSocket upgrade failed");
+                self.lost(CloseReason::TransportError);
+            }
+        }
+    }
+
+    async fn serve(mut self, mut io: Io) {
+        let mut read_buf = BytesMut::new();
+        let mut decoder = FrameDecoder::new(self.core.config.max_payload);
+        // A second handle so the wake-up future does not borrow `self`.
+        let session = self.session.clone();
+        loop {
+            let changed = session.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.next_step() {
+                Step::Write(packets) => {
+                    if let Err(reason) = self.write_packets(&mut io, &packets).await {
+                        self.lost(reason);
+                        return;
+                    }
+                    continue;
+                }
+                Step::Finish(packets) => {
+                    let _ = tokio::time::timeout(FINISH_TIMEOUT, async {
+                        let mut out = encode_frames(&packets);
+                        write_server_frame(&mut out, OpCode::Close, &close_payload(1000, ""));
+                        io.write_all(&out).await?;
+                        io.shutdown().await
+                    })
+                    .await;
+                    return;
+                }
+                Step::Abandon => {
+                    send_close_frame(&mut io, 1000, "").await;
+                    return;
+                }
+                Step::Wait => {}
+            }
+            if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
+                read_buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                result = io.read_buf(&mut read_buf) => {
+                    match result {
+                        Ok(0) => return self.lost(CloseReason::TransportClose),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::debug!(sid = %self.session.id(), %error, "WebSocket read failed");
+                            return self.lost(CloseReason::TransportError);
+                        }
+                    }
+                    loop {
+                        match decoder.decode(&mut read_buf) {
+                            Ok(Some(event)) => {
+                                if let Flow::Stop = self.on_event(event, &mut io).await {
+                                    return;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(error) => {
+                                tracing::debug!(sid = %self.session.id(), %error, "WebSocket protocol error");
+                                send_close_frame(&mut io, error.close_code(), &error.to_string()).await;
+                                return self.lost(CloseReason::TransportError);
+                            }
+                        }
+                    }
+                    if read_buf.is_empty() && read_buf.capacity() > READ_BUF_KEEP {
+                        read_buf = BytesMut::new();
+                    }
+                }
+                _ = &mut changed => {}
+            }
+        }
+    }
+
+    /// Decides, under the session lock, what this connection does next.
+    fn next_step(&mut self) -> Step {
+        let (id, probing) = (self.id, &mut self.probing);
+        self.session.with_state(|s| {
+            if *probing {
+                if s.is_active(id) {
+                    *probing = false;
+                } else if s.closed().is_some() || !s.is_probing(id) {
+                    return Step::Abandon;
+                } else {
+                    return Step::Wait;
+                }
+            }
+            if !s.is_active(id) {
+                return Step::Abandon;
+            }
+            let packets = s.take_queue();
+            if s.closed().is_some() {
+                Step::Finish(packets)
+            } else if packets.is_empty() {
+                Step::Wait
+            } else {
+                Step::Write(packets)
+            }
+        })
+    }
+
+    async fn on_event(&mut self, event: WsEvent, io: &mut Io) -> Flow {
+        match event {
+            WsEvent::Text(bytes) => match Packet::decode_text(bytes) {
+                Ok(packet) => return self.on_packet(packet, io).await,
+                Err(error) => {
+                    tracing::debug!(sid = %self.session.id(), %error, "bad Engine.IO packet");
+                    send_close_frame(io, 1003, "invalid Engine.IO packet").await;
+                    self.lost(CloseReason::ParseError);
+                    return Flow::Stop;
+                }
+            },
+            WsEvent::Binary(data) => {
+                if !self.probing {
+                    self.core.on_packet(&self.session, Packet::Binary(data));
+                }
+            }
+            WsEvent::Ping(data) => {
+                let mut out = Vec::with_capacity(data.len() + 2);
+                write_server_frame(&mut out, OpCode::Pong, &data);
+                if io.write_all(&out).await.is_err() {
+                    self.lost(CloseReason::TransportError);
+                    return Flow::Stop;
+                }
+            }
+            WsEvent::Pong(_) => {}
+            WsEvent::Close(_) => {
+                send_close_frame(io, 1000, "").await;
+                self.lost(CloseReason::TransportClose);
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_packet(&mut self, packet: Packet, io: &mut Io) -> Flow {
+        if !self.probing {
+            self.core.on_packet(&self.session, packet);
+            return Flow::Continue;
+        }
+        match packet {
+            Packet::Ping(data) if data.as_str() == "probe" => {
+                let mut out = Vec::with_capacity(8);
+                write_server_frame(&mut out, OpCode::Text, b"3probe");
+                if io.write_all(&out).await.is_err() {
+                    self.lost(CloseReason::TransportError);
+                    return Flow::Stop;
+                }
+                if self.session.with_state(|s| s.probe_pinged(self.id)) {
+                    // The pending poll answers a noop so the client can pause polling.
+                    self.session.wake();
+                }
+            }
+            Packet::Upgrade => {
+                if !self.session.with_state(|s| s.complete_upgrade(self.id)) {
+                    send_close_frame(io, 1000, "upgrade no longer possible").await;
+                    return Flow::Stop;
+                }
+                self.probing = false;
+                tracing::debug!(sid = %self.session.id(), "upgraded to WebSocket");
+                self.session.wake();
+            }
+            Packet::Close => {
+                self.session.close(CloseReason::TransportClose);
+                return Flow::Stop;
+            }
+            // Anything else during a probe is not part of the exchange; the HTTP transport carries data.
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// Writes packets as frames; fails if the session closes while the client is not reading.
+    async fn write_packets(
+        &self,
+        io: &mut Io,
+        packets: &VecDeque<EncodedPacket>,
+    ) -> Result<(), CloseReason> {
+        let out = encode_frames(packets);
+        let closed = async {
+            loop {
+                let changed = self.session.changed();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.session.is_closed() {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::select! {
+            result = io.write_all(&out) => result.map_err(|_| CloseReason::TransportError),
+            _ = closed => Err(CloseReason::TransportError),
+        }
+    }
+
+    /// The connection ended on its own: the session loses its transport.
+    fn lost(&self, reason: CloseReason) {
+        if self.probing {
+            self.session.with_state(|s| s.abort_probe(self.id));
+            self.session.wake();
+        } else if self.session.with_state(|s| s.is_active(self.id)) {
+            self.session.close(reason);
+        }
+    }
+}
+
+/// All packets as server frames in one buffer, so they leave in one write.
+fn encode_frames(packets: &VecDeque<EncodedPacket>) -> Vec<u8> {
+    let size: usize = packets.iter().map(|p| p.len() + 10).sum();
+    let mut out = Vec::with_capacity(size);
+    for packet in packets {
+        match packet {
+            EncodedPacket::Text(bytes) => write_server_frame(&mut out, OpCode::Text, bytes),
+            EncodedPacket::Binary(bytes) => write_server_frame(&mut out, OpCode::Binary, bytes),
+        }
+    }
+    out
+}
+
+async fn send_close_frame(io: &mut Io, code: u16, reason: &str) {
+    let mut out = Vec::with_capacity(reason.len() + 4);
+    write_server_frame(&mut out, OpCode::Close, &close_payload(code, reason));
+    let _ = tokio::time::timeout(FINISH_TIMEOUT, async {
+        io.write_all(&out).await?;
+        io.shutdown().await
+    })
+    .await;
+}

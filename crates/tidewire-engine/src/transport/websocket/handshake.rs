@@ -1,0 +1,4 @@
+// TEMPORARY STUB
+pub(crate) fn accept_key(client_key: &[u8]) -> String {
+    todo!()
+}

@@ -1,0 +1,1 @@
+//! tidewire: Socket.IO for axum (being built).
