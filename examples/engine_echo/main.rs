@@ -18,7 +18,14 @@
 //! (`/socket.io/`); `GET /` answers with a short text page. Ctrl-C or SIGTERM
 //! closes every session with a close packet and stops the server.
 
-use std::{error::Error, io::Write as _, net::SocketAddr, str::FromStr, time::Duration};
+use std::{
+    error::Error,
+    io::{IsTerminal as _, Write as _},
+    net::SocketAddr,
+    process::ExitCode,
+    str::FromStr,
+    time::Duration,
+};
 
 use axum::{routing::get, Router};
 use tidewire_engine::{CloseReason, Engine, EngineConfig, EngineHandler, Message, Session};
@@ -30,8 +37,7 @@ struct Echo;
 impl EngineHandler for Echo {
     type Data = ();
 
-    fn on_open(&self, session: &Session<()>) {
-        let _ = session;
+    fn on_open(&self, _session: &Session<()>) {
         tracing::debug!("session opened");
     }
 
@@ -111,12 +117,23 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine-echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
@@ -138,10 +155,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     tracing::info!(%local, "engine-echo ready");
 
-    // Close the sessions as soon as the signal arrives, before waiting for
-    // connections to drain: graceful shutdown waits for in-flight requests,
-    // and a held long-poll would otherwise keep it waiting up to a ping
-    // interval.
+    // `engine.shutdown()` runs as soon as the signal arrives, before axum waits
+    // for connections to drain: graceful shutdown waits for in-flight
+    // requests, and a held long-poll would otherwise keep it waiting for up to
+    // a ping interval. Closing the sessions answers those polls (and sends a
+    // close packet on every WebSocket).
     let shutdown_engine = engine.clone();
     axum::serve(
         listener,
@@ -153,8 +171,5 @@ async fn main() -> Result<(), Box<dyn Error>> {
         shutdown_engine.shutdown().await;
     })
     .await?;
-
-    // Every session is closed by now; this covers sessions that raced the signal.
-    engine.shutdown().await;
     Ok(())
 }
