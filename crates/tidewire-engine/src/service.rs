@@ -69,7 +69,7 @@ where
 /// # fn on_message(&self, _: &tidewire_engine::Session<()>, _: tidewire_engine::Message) {}
 /// # fn on_close(&self, _: &tidewire_engine::Session<()>, _: tidewire_engine::CloseReason) {} }
 /// let engine = Engine::new(EngineConfig::default(), H);
-/// let app = axum::Router::new()
+/// let app: axum::Router = axum::Router::new()
 ///     .route("/", axum::routing::get(|| async { "home" }))
 ///     .layer(engine.layer());
 /// ```
