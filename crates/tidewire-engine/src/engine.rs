@@ -260,7 +260,7 @@ impl<H: EngineHandler> EngineCore<H> {
             );
         }
         let handshake = HandshakeRequest {
-            headers: request.headers().clone(),
+            headers: owned_headers(request.headers()),
             query: request.uri().query().map(str::to_owned),
             remote_addr: request
                 .extensions()
@@ -375,4 +375,18 @@ impl<H: EngineHandler> EngineCore<H> {
             session.close(CloseReason::PingTimeout);
         }
     }
+}
+
+/// Copies headers into their own allocations. hyper's header values are
+/// slices of its connection read buffer (16 KiB); keeping a clone for the
+/// session's lifetime would keep that whole buffer alive per session.
+fn owned_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut owned = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name.clone(), copy);
+        }
+    }
+    owned
 }

@@ -35,7 +35,10 @@ async fn protocol_errors_get_json_codes() {
         ("/socket.io/?transport=polling", 5),
         ("/socket.io/?EIO=4&transport=carrier-pigeon", 0),
         ("/socket.io/?EIO=4", 0),
-        ("/socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAAAA", 1),
+        (
+            "/socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAAAA",
+            1,
+        ),
         ("/socket.io/?EIO=4&transport=polling&sid=not-a-sid", 1),
     ];
     for (path, code) in cases {
@@ -80,8 +83,16 @@ async fn get_waits_for_packets() {
     let pending = tokio::spawn(async move { get(addr, &path).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!pending.is_finished(), "a poll with nothing to say waits");
-    server.engine.session(&sid.parse().unwrap()).unwrap().send_text("late").unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    server
+        .engine
+        .session(&sid.parse().unwrap())
+        .unwrap()
+        .send_text("late")
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.text(), "4late");
 }
 
@@ -95,8 +106,15 @@ async fn second_concurrent_get_closes_the_session() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = get(server.addr, &poll_path(&sid)).await;
     assert_eq!(second.status, 400);
-    let first = tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap();
-    assert_eq!(first.text(), "1", "the pending poll learns the session closed");
+    let first = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.text(),
+        "1",
+        "the pending poll learns the session closed"
+    );
     assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::ParseError);
     assert_eq!(get(server.addr, &poll_path(&sid)).await.status, 400);
 }
@@ -105,9 +123,17 @@ async fn second_concurrent_get_closes_the_session() {
 async fn oversized_post_is_413_and_closes_the_session() {
     let server = start(EngineConfig::builder().max_payload(16).build()).await;
     let (sid, _) = open_polling(server.addr).await;
-    let reply = post(server.addr, &poll_path(&sid), b"4this message is longer than sixteen bytes").await;
+    let reply = post(
+        server.addr,
+        &poll_path(&sid),
+        b"4this message is longer than sixteen bytes",
+    )
+    .await;
     assert_eq!(reply.status, 413);
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::PayloadTooLarge);
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::PayloadTooLarge
+    );
     assert!(server.engine.session(&sid.parse().unwrap()).is_none());
 }
 
@@ -118,7 +144,10 @@ async fn malformed_post_closes_only_that_session() {
     let (good, _) = open_polling(server.addr).await;
     let reply = post(server.addr, &poll_path(&bad), b"9nonsense").await;
     assert_eq!(reply.status, 400);
-    assert_eq!(server.recorder.closed.lock()[0], (bad.clone(), CloseReason::ParseError));
+    assert_eq!(
+        server.recorder.closed.lock()[0],
+        (bad.clone(), CloseReason::ParseError)
+    );
     let reply = post(server.addr, &poll_path(&good), b"4still fine").await;
     assert_eq!(reply.status, 200);
 }
@@ -153,7 +182,10 @@ async fn client_close_packet_ends_the_session() {
     let server = start(EngineConfig::default()).await;
     let (sid, _) = open_polling(server.addr).await;
     assert_eq!(post(server.addr, &poll_path(&sid), b"1").await.status, 200);
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::TransportClose);
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::TransportClose
+    );
 }
 
 #[tokio::test]
@@ -166,15 +198,42 @@ async fn origin_list_refuses_others_and_sets_cors_for_allowed() {
     )
     .await;
     let path = "/socket.io/?EIO=4&transport=polling";
-    let refused = request(server.addr, "GET", path, &[("origin", "http://evil.test")], "").await;
+    let refused = request(
+        server.addr,
+        "GET",
+        path,
+        &[("origin", "http://evil.test")],
+        "",
+    )
+    .await;
     assert_eq!(refused.status, 403);
-    let ok = request(server.addr, "GET", path, &[("origin", "http://good.test")], "").await;
+    let ok = request(
+        server.addr,
+        "GET",
+        path,
+        &[("origin", "http://good.test")],
+        "",
+    )
+    .await;
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.headers["access-control-allow-origin"], "http://good.test");
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "http://good.test"
+    );
     assert_eq!(ok.headers["access-control-allow-credentials"], "true");
-    let preflight = request(server.addr, "OPTIONS", path, &[("origin", "http://good.test")], "").await;
+    let preflight = request(
+        server.addr,
+        "OPTIONS",
+        path,
+        &[("origin", "http://good.test")],
+        "",
+    )
+    .await;
     assert_eq!(preflight.status, 204);
-    assert!(preflight.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(preflight.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
 }
 
 #[tokio::test]
@@ -207,7 +266,10 @@ async fn queue_limit_closes_slow_consumer_with_a_reason() {
         session.send_text("one too many"),
         Err(tidewire_engine::SendError::SlowConsumer)
     );
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::SlowConsumer);
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::SlowConsumer
+    );
     assert_eq!(server.engine.metrics().slow_consumer_closes, 1);
     // The client is told: its pending or next poll gets the close packet.
     let reply = get(server.addr, &poll_path(&sid)).await;
@@ -223,9 +285,15 @@ async fn shutdown_sends_close_packet_to_pending_poll() {
     let pending = tokio::spawn(async move { get(addr, &path).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.engine.shutdown().await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.text(), "1");
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::ServerShutdown);
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::ServerShutdown
+    );
     let refused = get(server.addr, "/socket.io/?EIO=4&transport=polling").await;
     assert_eq!(refused.status, 503);
 }

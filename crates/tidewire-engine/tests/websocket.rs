@@ -9,11 +9,14 @@ use futures_util::{SinkExt, StreamExt};
 use tidewire_engine::{CloseReason, EngineConfig, Message as EngineMessage, TransportKind};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: std::net::SocketAddr, query: &str) -> Ws {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket{query}");
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket handshake");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket handshake");
     ws
 }
 
@@ -46,7 +49,9 @@ async fn websocket_first_handshake_and_echo() {
 
     ws.send(Message::text("4héllo")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "4héllo");
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     match ws.next().await.unwrap().unwrap() {
         Message::Binary(b) => assert_eq!(&b[..], &[0, 1, 2, 255]),
         other => panic!("expected binary, got {other:?}"),
@@ -59,7 +64,10 @@ async fn websocket_first_handshake_and_echo() {
     ws.close(None).await.unwrap();
     let recorder = server.recorder.clone();
     eventually("close reported", || !recorder.closed.lock().is_empty()).await;
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::TransportClose);
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::TransportClose
+    );
 }
 
 #[tokio::test]
@@ -89,7 +97,10 @@ async fn upgrade_from_polling_loses_nothing_in_flight() {
         }
     }
     let take = |received: &mut Vec<usize>, text: &str| take_into(received, text);
-    take(&mut received, get(server.addr, &poll_path(&sid)).await.text());
+    take(
+        &mut received,
+        get(server.addr, &poll_path(&sid)).await.text(),
+    );
     let addr = server.addr;
     let path = poll_path(&sid);
     let pending = tokio::spawn(async move { get(addr, &path).await });
@@ -97,7 +108,10 @@ async fn upgrade_from_polling_loses_nothing_in_flight() {
     ws.send(Message::text("2probe")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "3probe");
     // The pending poll is released (with packets, or a noop) so the client can pause.
-    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .unwrap()
+        .unwrap();
     take(&mut received, reply.text());
     ws.send(Message::text("5")).await.unwrap();
     sender.await.unwrap();
@@ -105,7 +119,11 @@ async fn upgrade_from_polling_loses_nothing_in_flight() {
         let text = next_text(&mut ws).await;
         take(&mut received, &text);
     }
-    assert_eq!(received, (0..N).collect::<Vec<_>>(), "every packet once, in order");
+    assert_eq!(
+        received,
+        (0..N).collect::<Vec<_>>(),
+        "every packet once, in order"
+    );
     assert_eq!(session.transport(), TransportKind::WebSocket);
     // Polling is over for this session.
     assert_eq!(get(server.addr, &poll_path(&sid)).await.status, 400);
@@ -123,8 +141,16 @@ async fn failed_probe_leaves_polling_working() {
     assert_eq!(next_text(&mut ws).await, "3probe");
     drop(ws);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(post(server.addr, &poll_path(&sid), b"4still here").await.status, 200);
-    assert_eq!(get(server.addr, &poll_path(&sid)).await.text(), "4still here");
+    assert_eq!(
+        post(server.addr, &poll_path(&sid), b"4still here")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(server.addr, &poll_path(&sid)).await.text(),
+        "4still here"
+    );
     // And a new probe may start.
     let mut ws = connect(server.addr, &format!("&sid={sid}")).await;
     ws.send(Message::text("2probe")).await.unwrap();
@@ -146,7 +172,10 @@ async fn websocket_heartbeat_times_out_silent_client() {
         assert_eq!(next_text(&mut ws).await, "2");
         ws.send(Message::text("3")).await.unwrap();
     }
-    assert!(server.recorder.closed.lock().is_empty(), "answered pings keep it alive");
+    assert!(
+        server.recorder.closed.lock().is_empty(),
+        "answered pings keep it alive"
+    );
     assert_eq!(next_text(&mut ws).await, "2");
     let recorder = server.recorder.clone();
     eventually("ping timeout", || !recorder.closed.lock().is_empty()).await;
@@ -155,14 +184,23 @@ async fn websocket_heartbeat_times_out_silent_client() {
 
 #[tokio::test]
 async fn websocket_origin_check_refuses_handshake() {
-    let server = start(EngineConfig::builder().allowed_origins(["http://good.test"]).build()).await;
+    let server = start(
+        EngineConfig::builder()
+            .allowed_origins(["http://good.test"])
+            .build(),
+    )
+    .await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
     let mut request = url.clone().into_client_request().unwrap();
-    request.headers_mut().insert("origin", "http://evil.test".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.test".parse().unwrap());
     let error = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(error.to_string().contains("403"), "{error}");
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("origin", "http://good.test".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", "http://good.test".parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
 
@@ -187,10 +225,25 @@ async fn shutdown_sends_close_packet_over_websocket() {
     let mut ws = connect(server.addr, "").await;
     next_text(&mut ws).await;
     let sid = server.recorder.opened.lock()[0].clone();
-    server.engine.session(&sid.parse().unwrap()).unwrap().send_text("last words").unwrap();
+    server
+        .engine
+        .session(&sid.parse().unwrap())
+        .unwrap()
+        .send_text("last words")
+        .unwrap();
     server.engine.shutdown().await;
-    assert_eq!(next_text(&mut ws).await, "4last words", "queued packets flush first");
+    assert_eq!(
+        next_text(&mut ws).await,
+        "4last words",
+        "queued packets flush first"
+    );
     assert_eq!(next_text(&mut ws).await, "1");
-    assert_eq!(server.recorder.closed.lock()[0].1, CloseReason::ServerShutdown);
-    assert!(matches!(server.recorder.messages.lock().as_slice(), [] | [EngineMessage::Text(_)]));
+    assert_eq!(
+        server.recorder.closed.lock()[0].1,
+        CloseReason::ServerShutdown
+    );
+    assert!(matches!(
+        server.recorder.messages.lock().as_slice(),
+        [] | [EngineMessage::Text(_)]
+    ));
 }

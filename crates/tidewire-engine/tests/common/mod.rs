@@ -34,7 +34,10 @@ impl EngineHandler for Handler {
         }
     }
     fn on_close(&self, session: &Session<()>, reason: CloseReason) {
-        self.0.closed.lock().push((session.id().to_string(), reason));
+        self.0
+            .closed
+            .lock()
+            .push((session.id().to_string(), reason));
     }
 }
 
@@ -54,9 +57,12 @@ pub async fn start(config: EngineConfig) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     TestServer {
         addr,

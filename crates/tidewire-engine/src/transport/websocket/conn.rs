@@ -21,10 +21,19 @@ use crate::{CloseReason, EngineHandler, Session};
 
 type Io = TokioIo<Upgraded>;
 
+/// Reads into `buf`, reserving room for at least the frame being received.
+async fn read_some(io: &mut Io, buf: &mut BytesMut, wanted: usize) -> std::io::Result<usize> {
+    let room = wanted.clamp(READ_CHUNK, MAX_READ_RESERVE);
+    if buf.capacity() - buf.len() < room {
+        buf.reserve(room);
+    }
+    io.read_buf(buf).await
+}
+
 /// Bytes reserved for a read; small on purpose, since an idle connection holds it.
-const READ_CHUNK: usize = 1024;
-/// A read buffer larger than this is released once drained.
-const READ_BUF_KEEP: usize = 16 * 1024;
+const READ_CHUNK: usize = 512;
+/// Most bytes reserved at once for one large frame.
+const MAX_READ_RESERVE: usize = 64 * 1024;
 /// How long the last frames may take to leave when the connection ends.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -72,9 +81,8 @@ impl<H: EngineHandler> Connection<H> {
     pub(super) async fn run(self, on_upgrade: OnUpgrade) {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let metrics = &self.core.shared.metrics;
-                metrics.websocket_connections.incr();
                 let core = self.core.clone();
+                core.shared.metrics.websocket_connections.incr();
                 self.serve(TokioIo::new(upgraded)).await;
                 core.shared.metrics.websocket_connections.decr();
             }
@@ -118,11 +126,9 @@ impl<H: EngineHandler> Connection<H> {
                 }
                 Step::Wait => {}
             }
-            if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
-                read_buf.reserve(READ_CHUNK);
-            }
+            let wanted = decoder.bytes_wanted(&read_buf);
             tokio::select! {
-                result = io.read_buf(&mut read_buf) => {
+                result = read_some(&mut io, &mut read_buf, wanted) => {
                     match result {
                         Ok(0) => return self.lost(CloseReason::TransportClose),
                         Ok(_) => {}
@@ -131,26 +137,40 @@ impl<H: EngineHandler> Connection<H> {
                             return self.lost(CloseReason::TransportError);
                         }
                     }
-                    loop {
-                        match decoder.decode(&mut read_buf) {
-                            Ok(Some(event)) => {
-                                if let Flow::Stop = self.on_event(event, &mut io).await {
-                                    return;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(error) => {
-                                tracing::debug!(sid = %self.session.id(), %error, "WebSocket protocol error");
-                                send_close_frame(&mut io, error.close_code(), &error.to_string()).await;
-                                return self.lost(CloseReason::TransportError);
-                            }
-                        }
+                    if let Flow::Stop = self.handle_frames(&mut decoder, &mut read_buf, &mut io).await {
+                        return;
                     }
-                    if read_buf.is_empty() && read_buf.capacity() > READ_BUF_KEEP {
+                    if read_buf.is_empty() {
+                        // Idle connections keep no buffer; the next read reserves one.
                         read_buf = BytesMut::new();
                     }
                 }
                 _ = &mut changed => {}
+            }
+        }
+    }
+
+    /// Handles every complete frame in `read_buf`.
+    async fn handle_frames(
+        &mut self,
+        decoder: &mut FrameDecoder,
+        read_buf: &mut BytesMut,
+        io: &mut Io,
+    ) -> Flow {
+        loop {
+            match decoder.decode(read_buf) {
+                Ok(Some(event)) => {
+                    if let Flow::Stop = self.on_event(event, io).await {
+                        return Flow::Stop;
+                    }
+                }
+                Ok(None) => return Flow::Continue,
+                Err(error) => {
+                    tracing::debug!(sid = %self.session.id(), %error, "WebSocket protocol error");
+                    send_close_frame(io, error.close_code(), &error.to_string()).await;
+                    self.lost(CloseReason::TransportError);
+                    return Flow::Stop;
+                }
             }
         }
     }

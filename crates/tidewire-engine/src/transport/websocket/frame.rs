@@ -273,9 +273,6 @@ impl FrameDecoder {
     /// Only a hint for sizing the next read, capped by the size limit so that
     /// a hostile length cannot make the caller reserve memory that `decode`
     /// is about to refuse anyway.
-    // The read loop currently grows its buffer in fixed chunks; kept for
-    // sizing reads to the frame without widening the decoder later.
-    #[allow(dead_code)]
     pub(crate) fn bytes_wanted(&self, buf: &BytesMut) -> usize {
         let (b1, have) = match buf.get(1) {
             Some(&b1) => (b1, buf.len()),

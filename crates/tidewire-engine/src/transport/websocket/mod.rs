@@ -33,7 +33,7 @@ impl Transport for WebSocket {
     ) -> Response<Body> {
         let accept = match check_upgrade(&request) {
             Ok(accept) => accept,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let session = core.create_session(Self::KIND, handshake);
@@ -53,7 +53,7 @@ impl Transport for WebSocket {
     ) -> Response<Body> {
         let accept = match check_upgrade(&request) {
             Ok(accept) => accept,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         if !core.config.allow_upgrades {
             return ProtocolError::BadRequest
@@ -80,10 +80,11 @@ impl Transport for WebSocket {
     }
 }
 
-/// Validates an RFC 6455 opening handshake; returns the `Sec-WebSocket-Accept` value.
-fn check_upgrade(request: &Request<Body>) -> Result<String, Response<Body>> {
+/// Validates an RFC 6455 opening handshake; returns the `Sec-WebSocket-Accept` value,
+/// or a 400 answer saying what is missing.
+fn check_upgrade(request: &Request<Body>) -> Result<String, Box<Response<Body>>> {
     let headers = request.headers();
-    let bad = |why: &str| Err(ProtocolError::BadRequest.response_with(Some(why)));
+    let bad = |why: &str| Err(Box::new(ProtocolError::BadRequest.response_with(Some(why))));
     if request.method() != Method::GET {
         return bad("a WebSocket handshake is a GET");
     }
