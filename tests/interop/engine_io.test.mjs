@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { Socket } from 'engine.io-client';
 
-import { assertSameMessages, debugBinary, nextEvent, sleep, startServer, waitUntil } from './helpers.mjs';
+import { assertSameMessages, debugBinary, sleep, startServer, waitUntil } from './helpers.mjs';
 
 const ENGINE_ECHO = process.env.ENGINE_ECHO_BIN || debugBinary('engine-echo');
 // tidewire's default mount point (engine.io-client defaults to /engine.io/).
@@ -40,7 +40,8 @@ async function connect(url, opts = {}) {
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
-        reject(new Error(`connection to ${url} failed: ${err?.message ?? err}`));
+        const detail = err?.description?.message ?? err?.description;
+        reject(new Error(`connection to ${url} failed: ${err?.message ?? err}${detail ? ` (${detail})` : ''}`));
       });
       socket.once('close', (reason) => {
         clearTimeout(timer);
@@ -145,7 +146,10 @@ describe('engine.io-client against engine-echo', () => {
 
   test('default transports: upgrades polling -> websocket without losing, duplicating or reordering 200 messages', TEST_TIMEOUT, async (t) => {
     const TOTAL = 200;
-    const socket = new Socket(server.url, { path: ENGINE_PATH });
+    // The probe starts right after "open" but answers come asynchronously,
+    // so listeners attached once connect() resolves miss nothing.
+    const socket = await connect(server.url);
+    assert.equal(socket.transport.name, 'polling', 'the first transport must be polling');
     const state = record(socket);
     const sent = [];
     let sentAtUpgrading = null;
@@ -168,14 +172,22 @@ describe('engine.io-client against engine-echo', () => {
       sentAtUpgrade = sent.length;
       sendNext(10);
     });
-    const upgraded = nextEvent(socket, 'upgrade', 10_000, 'the "upgrade" event (polling -> websocket)');
+    const upgraded = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no "upgrade" event (polling -> websocket) within 10000 ms')), 10_000);
+      socket.once('upgrade', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('upgradeError', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`upgrade to websocket failed: ${err?.message ?? err}`));
+      });
+    });
     upgraded.catch(() => {}); // awaited below; avoid an unhandled rejection meanwhile
     let ticker;
     try {
-      await nextEvent(socket, 'open', 5_000, `"open" from ${server.url}`);
-      assert.equal(socket.transport.name, 'polling', 'the first transport must be polling');
-      // Start sending right away, a couple of messages per millisecond or so,
-      // so sending overlaps the probe and the upgrade.
+      // Start sending right away, about one message per millisecond, so
+      // sending overlaps the probe and the upgrade.
       sendNext(2);
       ticker = setInterval(() => {
         sendNext(1);

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Runs every test and check of the project; CI runs it through .ci/run.
+#
+#   bash scripts/test.sh
+#
+# Idempotent and self-installing: it installs what is missing (npm packages,
+# the Python venv, later Debian packages) and skips what is already there.
+# Stops at the first failure with a non-zero exit code.
+#
+# Order: one debug build of the whole workspace, shared by `cargo test`, the
+# Node interop tests and the Python tests (they run the binaries it built);
+# then fmt and clippy, last, so a lint never hides a test result (they still
+# fail the run).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Absolute, so every tool (and the test suites) agrees on where binaries are.
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case $CARGO_TARGET_DIR in /*) ;; *) CARGO_TARGET_DIR=$ROOT/$CARGO_TARGET_DIR ;; esac
+export CARGO_TARGET_DIR
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+# --- background processes --------------------------------------------------
+# Servers this script starts itself (later: redis, nginx) go through start_bg
+# so the trap below stops them however the script ends. The test suites stop
+# the servers they spawn themselves.
+BG_PIDS=()
+start_bg() {
+    "$@" &
+    BG_PIDS+=("$!")
+}
+cleanup() {
+    local pid
+    for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in ${BG_PIDS[@]+"${BG_PIDS[@]}"}; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap runs once.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- installers -------------------------------------------------------------
+# need_apt PKG[:BINARY]... installs the Debian packages whose binary (by
+# default named like the package) is missing; `apt-get update` runs at most
+# once per run, and only when something is missing.
+APT_UPDATED=0
+need_apt() {
+    local spec pkg bin missing=()
+    for spec in "$@"; do
+        pkg=${spec%%:*}
+        bin=${spec#*:}
+        # Daemons live in sbin, which may not be on a CI PATH.
+        if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    section "apt-get install ${missing[*]}"
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# hash_of FILE...: one checksum for the files' contents (to detect changes).
+hash_of() {
+    cat "$@" | sha256sum | cut -d' ' -f1
+}
+
+# npm ci in tests/interop, only when node_modules is missing or the lock
+# file changed since the last install (recorded in a stamp inside node_modules).
+npm_deps() {
+    local dir=tests/interop stamp=tests/interop/node_modules/.tidewire-lock-sha256 want
+    want=$(hash_of "$dir/package-lock.json")
+    if [ -d "$dir/node_modules" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "node_modules up to date"
+        return 0
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund)
+    echo "$want" >"$stamp"
+}
+
+# The Python venv for tests/python, at target/pyenv; reinstalls only when
+# requirements.txt changed.
+PYENV=$ROOT/target/pyenv
+python_deps() {
+    local req=tests/python/requirements.txt stamp=$PYENV/.tidewire-req-sha256 want
+    want=$(hash_of "$req")
+    if [ ! -x "$PYENV/bin/python" ]; then
+        mkdir -p "$(dirname "$PYENV")"
+        python3 -m venv "$PYENV"
+    fi
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "python requirements up to date"
+        return 0
+    fi
+    "$PYENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+    # pytest runs the suite, so make sure it is there even if not listed.
+    "$PYENV/bin/python" -c 'import pytest' 2>/dev/null ||
+        "$PYENV/bin/python" -m pip install -q --disable-pip-version-check pytest
+    echo "$want" >"$stamp"
+}
+
+# --- the run ------------------------------------------------------------------
+section "toolchain"
+cargo --version
+node --version
+python3 --version
+
+section "npm dependencies (tests/interop)"
+npm_deps
+
+section "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+section "cargo test --workspace"
+cargo test --workspace
+
+section "node interop tests (tests/interop)"
+# The suites find the binaries under $CARGO_TARGET_DIR/debug/.
+node --test tests/interop/
+
+if [ -f tests/python/requirements.txt ]; then
+    section "python dependencies (target/pyenv)"
+    python_deps
+
+    section "python tests (tests/python)"
+    rc=0
+    "$PYENV/bin/python" -m pytest -q tests/python || rc=$?
+    if [ "$rc" -eq 5 ]; then
+        # 5 = no tests collected: fine while there are no test files yet,
+        # a failure once there are (they should have been collected).
+        if [ -n "$(find tests/python -name 'test_*.py' -o -name '*_test.py' | head -n 1)" ]; then
+            echo "pytest collected no tests, but tests/python has test files" >&2
+            exit 1
+        fi
+        echo "no python tests yet"
+    elif [ "$rc" -ne 0 ]; then
+        exit "$rc"
+    fi
+fi
+
+section "cargo fmt --all --check"
+cargo fmt --all --check
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "all tests and checks passed"
