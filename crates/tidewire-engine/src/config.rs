@@ -71,6 +71,10 @@ pub struct EngineConfig {
     pub allow_polling: bool,
     /// Whether clients may use WebSocket; default true.
     pub allow_websocket: bool,
+    /// Whether clients may use server-sent events (tidewire's own transport); default true.
+    pub allow_sse: bool,
+    /// How often an idle SSE stream gets a keep-alive comment; default 15 s.
+    pub sse_keepalive: Duration,
     /// Whether sessions may upgrade from an HTTP transport to WebSocket; default true.
     pub allow_upgrades: bool,
     /// Origins allowed by CORS and the WebSocket origin check.
@@ -95,6 +99,8 @@ impl Default for EngineConfig {
             upgrade_timeout: Duration::from_secs(10),
             allow_polling: true,
             allow_websocket: true,
+            allow_sse: true,
+            sse_keepalive: Duration::from_secs(15),
             allow_upgrades: true,
             allowed_origins: AllowedOrigins::Any,
             cors_credentials: false,
@@ -186,6 +192,16 @@ impl EngineConfigBuilder {
     /// Enables or disables WebSocket.
     pub fn websocket(mut self, on: bool) -> Self {
         self.0.allow_websocket = on;
+        self
+    }
+    /// Enables or disables server-sent events.
+    pub fn sse(mut self, on: bool) -> Self {
+        self.0.allow_sse = on;
+        self
+    }
+    /// Interval of SSE keep-alive comments.
+    pub fn sse_keepalive(mut self, d: Duration) -> Self {
+        self.0.sse_keepalive = d;
         self
     }
     /// Enables or disables upgrades to WebSocket.

@@ -18,7 +18,7 @@ use crate::query::EngineQuery;
 use crate::response::{apply_cors, origin_allowed, preflight, text_response, ProtocolError};
 use crate::session::state::{Limits, Tick};
 use crate::session::{Session, SessionOwner};
-use crate::transport::{polling::Polling, websocket::WebSocket, Transport};
+use crate::transport::{polling::Polling, sse::Sse, websocket::WebSocket, Transport};
 use crate::{CloseReason, EngineHandler, Message, Sid, TransportKind};
 
 /// What every session shares: limits and counters (kept apart from the
@@ -230,7 +230,7 @@ impl<H: EngineHandler> EngineCore<H> {
         match kind {
             TransportKind::Polling => Polling::serve(self, session, request).await,
             TransportKind::WebSocket => WebSocket::serve(self, session, request).await,
-            TransportKind::Sse => ProtocolError::UnknownTransport.response(),
+            TransportKind::Sse => Sse::serve(self, session, request).await,
         }
     }
 
@@ -238,7 +238,7 @@ impl<H: EngineHandler> EngineCore<H> {
         match kind {
             TransportKind::Polling => self.config.allow_polling,
             TransportKind::WebSocket => self.config.allow_websocket,
-            TransportKind::Sse => false,
+            TransportKind::Sse => self.config.allow_sse,
         }
     }
 
@@ -275,7 +275,7 @@ impl<H: EngineHandler> EngineCore<H> {
         match kind {
             TransportKind::Polling => Polling::open(self, handshake, request).await,
             TransportKind::WebSocket => WebSocket::open(self, handshake, request).await,
-            TransportKind::Sse => ProtocolError::UnknownTransport.response(),
+            TransportKind::Sse => Sse::open(self, handshake, request).await,
         }
     }
 

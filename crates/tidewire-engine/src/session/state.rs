@@ -79,6 +79,13 @@ pub(crate) struct SessionState {
     closed: Option<CloseReason>,
     poll_active: bool,
     post_active: bool,
+    /// The SSE stream allowed to write (a new stream replaces the old one).
+    sse_stream: u32,
+    /// Id of the last SSE event written.
+    sse_seq: u64,
+    /// SSE events written but not yet confirmed by the client (`ack=` or `Last-Event-ID`).
+    retained: VecDeque<(u64, EncodedPacket)>,
+    retained_bytes: usize,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
 }
@@ -95,6 +102,10 @@ impl SessionState {
             closed: None,
             poll_active: false,
             post_active: false,
+            sse_stream: 0,
+            sse_seq: 0,
+            retained: VecDeque::new(),
+            retained_bytes: 0,
             next_ping_at: now + limits.ping_interval,
             pong_deadline: None,
         }
@@ -124,8 +135,8 @@ impl SessionState {
         }
         let packets = packets.into_iter();
         let bytes: usize = packets.clone().map(|p| p.len()).sum();
-        if self.queue.len() + packets.len() > limits.max_packets
-            || self.queued_bytes + bytes > limits.max_bytes
+        if self.queue.len() + self.retained.len() + packets.len() > limits.max_packets
+            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes
         {
             return Err(SendError::SlowConsumer);
         }
@@ -145,8 +156,8 @@ impl SessionState {
         if self.closed.is_some() {
             return Err(SendError::Closed);
         }
-        if self.queue.len() >= limits.max_packets / 2
-            || self.queued_bytes + packet.len() > limits.max_bytes / 2
+        if self.queue.len() + self.retained.len() >= limits.max_packets / 2
+            || self.queued_bytes + self.retained_bytes + packet.len() > limits.max_bytes / 2
             || self.probe.is_some()
         {
             return Err(SendError::Dropped);
@@ -269,6 +280,60 @@ impl SessionState {
         self.post_active = false;
     }
 
+    // ----- server-sent events -----
+
+    /// A new SSE stream opens, replacing any current one. Events up to
+    /// `last_event_id` are confirmed; the rest of the retained events are
+    /// returned to be written again first.
+    pub(crate) fn begin_sse_stream(
+        &mut self,
+        last_event_id: Option<u64>,
+    ) -> Result<(u32, Vec<(u64, EncodedPacket)>), PollConflict> {
+        if self.transport != TransportKind::Sse {
+            return Err(PollConflict::WrongTransport);
+        }
+        if let Some(id) = last_event_id {
+            self.ack(id);
+        }
+        self.sse_stream = self.sse_stream.wrapping_add(1);
+        Ok((self.sse_stream, self.retained.iter().cloned().collect()))
+    }
+
+    /// The client confirmed every SSE event up to `id`.
+    pub(crate) fn ack(&mut self, id: u64) {
+        while self.retained.front().is_some_and(|(seq, _)| *seq <= id) {
+            if let Some((_, packet)) = self.retained.pop_front() {
+                self.retained_bytes -= packet.len();
+            }
+        }
+    }
+
+    /// What SSE stream `stream` writes next.
+    pub(crate) fn sse_next(&mut self, stream: u32) -> SseStep {
+        if self.sse_stream != stream {
+            return SseStep::Superseded;
+        }
+        if self.transport != TransportKind::Sse {
+            // Upgraded: the stream ends with a noop after everything it carried.
+            return SseStep::Finish(vec![(0, EncodedPacket::control(PacketType::Noop))]);
+        }
+        let queue = self.take_queue();
+        let mut events = Vec::with_capacity(queue.len());
+        for packet in queue {
+            self.sse_seq += 1;
+            self.retained_bytes += packet.len();
+            self.retained.push_back((self.sse_seq, packet.clone()));
+            events.push((self.sse_seq, packet));
+        }
+        if self.closed.is_some() {
+            SseStep::Finish(events)
+        } else if events.is_empty() {
+            SseStep::Wait
+        } else {
+            SseStep::Write(events)
+        }
+    }
+
     // ----- upgrade -----
 
     /// A WebSocket asks to take over an HTTP session. Returns its connection id.
@@ -314,6 +379,10 @@ impl SessionState {
                 self.probe = None;
                 self.transport = TransportKind::WebSocket;
                 self.active_conn = conn;
+                // Whatever the SSE stream wrote before the switch is behind the
+                // final noop the stream still writes; nothing is resent over WebSocket.
+                self.retained.clear();
+                self.retained_bytes = 0;
                 true
             }
             _ => false,
@@ -336,6 +405,17 @@ impl SessionState {
     pub(crate) fn is_active(&self, conn: u32) -> bool {
         self.transport == TransportKind::WebSocket && self.active_conn == conn
     }
+}
+
+/// What an SSE stream does next. Events are `(id, packet)`; id 0 means "no id line".
+#[derive(Debug)]
+pub(crate) enum SseStep {
+    Write(Vec<(u64, EncodedPacket)>),
+    /// Write these, then end the response.
+    Finish(Vec<(u64, EncodedPacket)>),
+    /// Another stream took over this session.
+    Superseded,
+    Wait,
 }
 
 /// A long-polling request that breaks the protocol.
@@ -446,6 +526,64 @@ mod tests {
             s.take_queue().len(),
             1,
             "packets queued mid-upgrade go to the new transport"
+        );
+    }
+
+    #[test]
+    fn sse_retains_until_confirmed_and_replays_on_resume() {
+        let l = limits();
+        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
+        let (first, replay) = s.begin_sse_stream(None).unwrap();
+        assert!(replay.is_empty());
+        s.push_all([msg("a"), msg("b")], &l).unwrap();
+        let SseStep::Write(events) = s.sse_next(first) else {
+            panic!()
+        };
+        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
+        // Retained events count toward the limit (4 packets).
+        s.push_all([msg("c")], &l).unwrap();
+        assert_eq!(
+            s.push_all([msg("d"), msg("e")], &l),
+            Err(SendError::SlowConsumer)
+        );
+        // The stream dropped after event 1; a new one resumes from there.
+        let (second, replay) = s.begin_sse_stream(Some(1)).unwrap();
+        assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), [2]);
+        assert!(matches!(s.sse_next(first), SseStep::Superseded));
+        let SseStep::Write(events) = s.sse_next(second) else {
+            panic!()
+        };
+        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [3]);
+        s.ack(3);
+        assert!(matches!(s.sse_next(second), SseStep::Wait));
+        assert_eq!(
+            s.push_all([msg("d"), msg("e"), msg("f"), msg("g")], &l),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn sse_stream_ends_with_noop_after_upgrade() {
+        let l = limits();
+        let t0 = Instant::now();
+        let mut s = SessionState::new(TransportKind::Sse, t0, &l);
+        let (stream, _) = s.begin_sse_stream(None).unwrap();
+        let conn = s.begin_probe(t0, &l).unwrap();
+        s.push_all([msg("before")], &l).unwrap();
+        let SseStep::Write(events) = s.sse_next(stream) else {
+            panic!()
+        };
+        assert_eq!(events.len(), 1);
+        assert!(s.complete_upgrade(conn));
+        s.push_all([msg("after")], &l).unwrap();
+        let SseStep::Finish(events) = s.sse_next(stream) else {
+            panic!()
+        };
+        assert_eq!(events, vec![(0, EncodedPacket::control(PacketType::Noop))]);
+        assert_eq!(
+            s.take_queue().len(),
+            1,
+            "later packets belong to the WebSocket"
         );
     }
 

@@ -17,6 +17,7 @@ use crate::{EngineHandler, Session, TransportKind};
 
 pub(crate) mod kind;
 pub(crate) mod polling;
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 /// One way of carrying a session.
