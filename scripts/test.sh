@@ -112,6 +112,23 @@ python_deps() {
     echo "$want" >"$stamp"
 }
 
+# counted CMD...: runs a test suite, keeping its output for the closing tally.
+TALLY_LOG=$(mktemp)
+counted() {
+    "$@" 2>&1 | tee -a "$TALLY_LOG"
+}
+
+# The closing line CI reads: every suite's passed and failed tests added up.
+tally() {
+    awk '
+        /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        /^# pass [0-9]+$/ { p += $3 }
+        /^# fail [0-9]+$/ { f += $3 }
+        /^=* ?[0-9]+ passed/ && !/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        END { printf "tests: %d passed, %d failed\n", p, f }
+    ' "$TALLY_LOG"
+}
+
 # --- the run ------------------------------------------------------------------
 section "toolchain"
 cargo --version
@@ -125,11 +142,11 @@ section "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
 
 section "cargo test --workspace"
-cargo test --workspace
+counted cargo test --workspace
 
 section "node interop tests (tests/interop)"
 # The suites find the binaries under $CARGO_TARGET_DIR/debug/.
-node --test tests/interop/
+counted node --test tests/interop/
 
 if [ -f tests/python/requirements.txt ]; then
     section "python dependencies (target/pyenv)"
@@ -137,7 +154,7 @@ if [ -f tests/python/requirements.txt ]; then
 
     section "python tests (tests/python)"
     rc=0
-    "$PYENV/bin/python" -m pytest -q tests/python || rc=$?
+    counted "$PYENV/bin/python" -m pytest -q tests/python || rc=$?
     if [ "$rc" -eq 5 ]; then
         # 5 = no tests collected: fine while there are no test files yet,
         # a failure once there are (they should have been collected).
@@ -158,3 +175,4 @@ section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 section "all tests and checks passed"
+tally
