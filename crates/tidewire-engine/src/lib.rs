@@ -52,6 +52,6 @@ pub use handler::{CloseReason, EngineHandler};
 pub use message::{Message, Utf8Bytes};
 pub use metrics::MetricsSnapshot;
 pub use service::{EngineLayer, EngineMiddleware, EngineService};
-pub use session::{SendError, Session};
+pub use session::{SendError, Session, WeakSession};
 pub use sid::{InvalidSid, Sid};
 pub use transport::kind::{TransportKind, UnknownTransport};

@@ -59,6 +59,12 @@ pub enum PacketType {
 
 impl PacketType {
     /// Parses a packet type from its ASCII digit.
+    ///
+    /// ```
+    /// use tidewire::packet::PacketType;
+    /// assert_eq!(PacketType::from_digit(b'3'), Some(PacketType::Ack));
+    /// assert_eq!(PacketType::from_digit(b'7'), None);
+    /// ```
     pub fn from_digit(digit: u8) -> Option<Self> {
         Some(match digit {
             b'0' => Self::Connect,
@@ -73,6 +79,10 @@ impl PacketType {
     }
 
     /// The ASCII digit that starts a packet of this type.
+    ///
+    /// ```
+    /// assert_eq!(tidewire::packet::PacketType::Connect.digit(), b'0');
+    /// ```
     pub fn digit(self) -> u8 {
         match self {
             Self::Connect => b'0',
@@ -86,6 +96,10 @@ impl PacketType {
     }
 
     /// Whether packets of this type carry an attachment count.
+    ///
+    /// ```
+    /// assert!(tidewire::packet::PacketType::BinaryEvent.is_binary());
+    /// ```
     pub fn is_binary(self) -> bool {
         matches!(self, Self::BinaryEvent | Self::BinaryAck)
     }
@@ -162,11 +176,17 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_attachments: 10 }
+        Self {
+            max_attachments: 10,
+        }
     }
 }
 
 /// Event names a client may not use (they are the server's own events).
+///
+/// ```
+/// assert!(tidewire::packet::RESERVED_EVENTS.contains(&"disconnect"));
+/// ```
 pub const RESERVED_EVENTS: &[&str] = &[
     "connect",
     "connect_error",
@@ -201,6 +221,13 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Decodes the text of one Engine.IO message.
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet, PacketType};
+    /// let p = Packet::decode("1/chat,", &DecodeLimits::default()).unwrap();
+    /// assert_eq!((p.kind, p.namespace), (PacketType::Disconnect, "/chat"));
+    /// assert!(Packet::decode("2{oops", &DecodeLimits::default()).is_err());
+    /// ```
     pub fn decode(text: &'a str, limits: &DecodeLimits) -> Result<Self, PacketError> {
         let bytes = text.as_bytes();
         let first = *bytes.first().ok_or(PacketError::Empty)?;
@@ -266,6 +293,12 @@ impl<'a> Packet<'a> {
     }
 
     /// The event name of an `Event`/`BinaryEvent` packet (numbers are given as text).
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet};
+    /// let p = Packet::decode(r#"2["hello",1]"#, &DecodeLimits::default()).unwrap();
+    /// assert_eq!(p.event_name().as_deref(), Some("hello"));
+    /// ```
     pub fn event_name(&self) -> Option<String> {
         match self.data.as_ref()?.as_array()?.first()? {
             Value::String(s) => Some(s.clone()),
@@ -337,6 +370,12 @@ pub struct PartialPacket {
 }
 
 /// The header fields of a packet, owned.
+///
+/// ```
+/// use tidewire::packet::{DecodeLimits, Packet, PartialPacket};
+/// let p = Packet::decode(r#"61-/a,4[{"_placeholder":true,"num":0}]"#, &DecodeLimits::default()).unwrap();
+/// assert_eq!(PartialPacket::new(&p).header.id, Some(4));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacketHeader {
     /// The packet type.
@@ -349,6 +388,12 @@ pub struct PacketHeader {
 
 impl PartialPacket {
     /// Starts collecting the attachments `packet` announced.
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet, PartialPacket};
+    /// let p = Packet::decode(r#"52-["f",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, &DecodeLimits::default()).unwrap();
+    /// assert_eq!(PartialPacket::new(&p).missing(), 2);
+    /// ```
     pub fn new(packet: &Packet<'_>) -> Self {
         Self {
             header: PacketHeader {
@@ -363,11 +408,27 @@ impl PartialPacket {
     }
 
     /// Attachments still missing.
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet, PartialPacket};
+    /// let p = Packet::decode(r#"51-["f",{"_placeholder":true,"num":0}]"#, &DecodeLimits::default()).unwrap();
+    /// let mut partial = PartialPacket::new(&p);
+    /// partial.push(bytes::Bytes::new()).unwrap();
+    /// assert_eq!(partial.missing(), 0);
+    /// ```
     pub fn missing(&self) -> usize {
         self.expected - self.attachments.len()
     }
 
     /// Adds one attachment; returns whether the packet is now complete.
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet, PartialPacket};
+    /// let p = Packet::decode(r#"51-["f",{"_placeholder":true,"num":0}]"#, &DecodeLimits::default()).unwrap();
+    /// let mut partial = PartialPacket::new(&p);
+    /// assert_eq!(partial.push(bytes::Bytes::from_static(b"a")), Ok(true));
+    /// assert!(partial.push(bytes::Bytes::new()).is_err());
+    /// ```
     pub fn push(&mut self, attachment: Bytes) -> Result<bool, PacketError> {
         if self.missing() == 0 {
             return Err(PacketError::UnexpectedBinary);
@@ -379,6 +440,14 @@ impl PartialPacket {
     /// The complete packet: its header and its payload (JSON with placeholders
     /// and the attachments they refer to). Fails when a placeholder refers to a
     /// missing attachment.
+    ///
+    /// ```
+    /// use tidewire::packet::{DecodeLimits, Packet, PartialPacket};
+    /// let p = Packet::decode(r#"51-["f",{"_placeholder":true,"num":9}]"#, &DecodeLimits::default()).unwrap();
+    /// let mut partial = PartialPacket::new(&p);
+    /// partial.push(bytes::Bytes::new()).unwrap();
+    /// assert!(partial.finish().is_err()); // placeholder #9 does not exist
+    /// ```
     pub fn finish(self) -> Result<(PacketHeader, Payload), PacketError> {
         let payload = Payload::with_attachments(self.data, self.attachments);
         payload.check_placeholders()?;
@@ -404,6 +473,12 @@ pub struct OutgoingPacket {
 impl OutgoingPacket {
     /// Wraps already encoded Engine.IO packets (a text packet, then its
     /// attachments); an adapter that received a packet from another node uses this.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// let p = tidewire::packet::OutgoingPacket::from_parts(Bytes::from_static(b"42[\"a\"]"), vec![], None);
+    /// assert_eq!(p.attachment_count(), 0);
+    /// ```
     pub fn from_parts(text: Bytes, attachments: Vec<Bytes>, ack_id: Option<u64>) -> Self {
         let mut packets = Vec::with_capacity(1 + attachments.len());
         packets.push(EncodedPacket::Text(text));
@@ -422,6 +497,11 @@ impl OutgoingPacket {
     }
 
     /// The Engine.IO text packet, `4` included (`42["news","hi"]`).
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "a", &1, None).unwrap();
+    /// assert_eq!(p.text(), &b"42[\"a\",1]"[..]);
+    /// ```
     pub fn text(&self) -> &Bytes {
         match &self.packets[0] {
             EncodedPacket::Text(b) | EncodedPacket::Binary(b) => b,
@@ -429,6 +509,11 @@ impl OutgoingPacket {
     }
 
     /// The binary attachments, in order.
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "f", &bytes::Bytes::from_static(b"x"), None).unwrap();
+    /// assert_eq!(p.attachments().next().unwrap(), &bytes::Bytes::from_static(b"x"));
+    /// ```
     pub fn attachments(&self) -> impl Iterator<Item = &Bytes> {
         self.packets[1..].iter().map(|p| match p {
             EncodedPacket::Text(b) | EncodedPacket::Binary(b) => b,
@@ -436,16 +521,31 @@ impl OutgoingPacket {
     }
 
     /// How many attachments follow the text packet.
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "f", &bytes::Bytes::from_static(b"x"), None).unwrap();
+    /// assert_eq!(p.attachment_count(), 1);
+    /// ```
     pub fn attachment_count(&self) -> usize {
         self.packets.len() - 1
     }
 
     /// The ack id written in the packet, if the sender expects an answer.
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "q", &1, Some(5)).unwrap();
+    /// assert_eq!(p.ack_id(), Some(5));
+    /// ```
     pub fn ack_id(&self) -> Option<u64> {
         self.ack_id
     }
 
     /// Every Engine.IO packet to queue, in order.
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "f", &bytes::Bytes::from_static(b"x"), None).unwrap();
+    /// assert_eq!(p.engine_packets().len(), 2); // the text packet, then one attachment
+    /// ```
     pub fn engine_packets(&self) -> &[EncodedPacket] {
         &self.packets
     }
@@ -652,7 +752,10 @@ mod tests {
     #[test]
     fn decodes_connect_with_and_without_auth() {
         let p = decode("0").unwrap();
-        assert_eq!((p.kind, p.namespace, p.id, p.data), (PacketType::Connect, "/", None, None));
+        assert_eq!(
+            (p.kind, p.namespace, p.id, p.data),
+            (PacketType::Connect, "/", None, None)
+        );
         let p = decode("0/admin,").unwrap();
         assert_eq!(p.namespace, "/admin");
         assert_eq!(p.data, None);
@@ -682,11 +785,18 @@ mod tests {
 
     #[test]
     fn decodes_binary_headers() {
-        let p = decode(r#"52-/nsp,3["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
-            .unwrap();
-        assert_eq!((p.kind, p.attachments, p.namespace, p.id), (PacketType::BinaryEvent, 2, "/nsp", Some(3)));
+        let p =
+            decode(r#"52-/nsp,3["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+                .unwrap();
+        assert_eq!(
+            (p.kind, p.attachments, p.namespace, p.id),
+            (PacketType::BinaryEvent, 2, "/nsp", Some(3))
+        );
         let p = decode(r#"61-9[{"_placeholder":true,"num":0}]"#).unwrap();
-        assert_eq!((p.kind, p.attachments, p.id), (PacketType::BinaryAck, 1, Some(9)));
+        assert_eq!(
+            (p.kind, p.attachments, p.id),
+            (PacketType::BinaryAck, 1, Some(9))
+        );
     }
 
     #[test]
@@ -698,7 +808,10 @@ mod tests {
         assert_eq!(decode(r#"5["a"]"#), Err(BadAttachmentCount));
         assert_eq!(decode(r#"51["a"]"#), Err(BadAttachmentCount));
         assert_eq!(decode(r#"5-["a"]"#), Err(BadAttachmentCount));
-        assert_eq!(decode(r#"599999999999999999999999-["a"]"#), Err(BadAttachmentCount));
+        assert_eq!(
+            decode(r#"599999999999999999999999-["a"]"#),
+            Err(BadAttachmentCount)
+        );
         assert_eq!(
             decode(r#"511-["a"]"#),
             Err(TooManyAttachments { count: 11, max: 10 })
@@ -709,28 +822,42 @@ mod tests {
         assert!(matches!(decode(r#"2{"a":1}"#), Err(InvalidPayload { .. })));
         assert!(matches!(decode("2[]"), Err(InvalidPayload { .. })));
         assert!(matches!(decode("2"), Err(InvalidPayload { .. })));
-        assert!(matches!(decode(r#"2[{"x":1}]"#), Err(InvalidPayload { .. })));
-        assert!(matches!(decode(r#"2["disconnect"]"#), Err(InvalidPayload { .. })));
+        assert!(matches!(
+            decode(r#"2[{"x":1}]"#),
+            Err(InvalidPayload { .. })
+        ));
+        assert!(matches!(
+            decode(r#"2["disconnect"]"#),
+            Err(InvalidPayload { .. })
+        ));
         assert!(matches!(decode(r#"0"auth""#), Err(InvalidPayload { .. })));
         assert!(matches!(decode(r#"0[1]"#), Err(InvalidPayload { .. })));
         assert!(matches!(decode(r#"1{"a":1}"#), Err(InvalidPayload { .. })));
-        assert!(matches!(decode(r#"3["no id"]"#), Err(InvalidPayload { .. })));
+        assert!(matches!(
+            decode(r#"3["no id"]"#),
+            Err(InvalidPayload { .. })
+        ));
         assert!(matches!(decode(r#"31{"a":1}"#), Err(InvalidPayload { .. })));
         assert!(matches!(decode("4"), Err(InvalidPayload { .. })));
         // Multi-byte UTF-8 right after the header never splits a character.
         assert!(matches!(decode("2é"), Err(InvalidJson(_))));
-        assert!(matches!(decode("0/é"), Ok(_)));
+        assert!(decode("0/é").is_ok());
     }
 
     #[test]
     fn reconstructs_binary_packets() {
-        let p = decode(r#"52-/f,1["up",{"_placeholder":true,"num":1},{"x":{"_placeholder":true,"num":0}}]"#)
-            .unwrap();
+        let p = decode(
+            r#"52-/f,1["up",{"_placeholder":true,"num":1},{"x":{"_placeholder":true,"num":0}}]"#,
+        )
+        .unwrap();
         let mut partial = PartialPacket::new(&p);
         assert_eq!(partial.missing(), 2);
         assert!(!partial.push(Bytes::from_static(b"zero")).unwrap());
         assert!(partial.push(Bytes::from_static(b"one")).unwrap());
-        assert_eq!(partial.push(Bytes::new()), Err(PacketError::UnexpectedBinary));
+        assert_eq!(
+            partial.push(Bytes::new()),
+            Err(PacketError::UnexpectedBinary)
+        );
         let (header, payload) = partial.finish().unwrap();
         assert_eq!(header.namespace, "/f");
         assert_eq!(header.id, Some(1));
@@ -739,7 +866,9 @@ mod tests {
         struct Inner {
             x: Bytes,
         }
-        let (first, second): (Bytes, Inner) = payload.event_args().unwrap().deserialize().unwrap();
+        let (name, args) = payload.split_event().unwrap();
+        assert_eq!(name, "up");
+        let (first, second): (Bytes, Inner) = args.deserialize().unwrap();
         assert_eq!(first, Bytes::from_static(b"one"));
         assert_eq!(second.x, Bytes::from_static(b"zero"));
     }
@@ -787,7 +916,10 @@ mod tests {
             "/up",
             "file",
             &Args((
-                File { name: "a", body: Bytes::from_static(b"\x00\x01") },
+                File {
+                    name: "a",
+                    body: Bytes::from_static(b"\x00\x01"),
+                },
                 Bytes::from_static(b"\xff"),
             )),
             Some(4),
@@ -798,7 +930,10 @@ mod tests {
             &br#"452-/up,4["file",{"name":"a","body":{"_placeholder":true,"num":0}},{"_placeholder":true,"num":1}]"#[..]
         );
         let atts: Vec<_> = p.attachments().cloned().collect();
-        assert_eq!(atts, vec![Bytes::from_static(b"\x00\x01"), Bytes::from_static(b"\xff")]);
+        assert_eq!(
+            atts,
+            vec![Bytes::from_static(b"\x00\x01"), Bytes::from_static(b"\xff")]
+        );
         assert_eq!(p.engine_packets().len(), 3);
 
         let ack = encode_ack("/", 2, &Bytes::from_static(b"z")).unwrap();
@@ -808,8 +943,14 @@ mod tests {
     #[test]
     fn encodes_acks_and_control_packets() {
         assert_eq!(encode_ack("/", 1, &Args(())).unwrap().text(), &b"431[]"[..]);
-        assert_eq!(encode_ack("/x", 1, &Args((1, 2))).unwrap().text(), &b"43/x,1[1,2]"[..]);
-        assert_eq!(encode_ack("/", 1, &"ok").unwrap().text(), &br#"431["ok"]"#[..]);
+        assert_eq!(
+            encode_ack("/x", 1, &Args((1, 2))).unwrap().text(),
+            &b"43/x,1[1,2]"[..]
+        );
+        assert_eq!(
+            encode_ack("/", 1, &"ok").unwrap().text(),
+            &br#"431["ok"]"#[..]
+        );
         let p = encode_connect_error("/admin", "nope", Some(&json!({"code": 1})));
         assert_eq!(
             p.as_text().unwrap(),
@@ -822,7 +963,10 @@ mod tests {
         let p = encode_event("/r", "ev", &Args((1, "two")), Some(99)).unwrap();
         let text = std::str::from_utf8(&p.text()[1..]).unwrap();
         let d = decode(text).unwrap();
-        assert_eq!((d.kind, d.namespace, d.id), (PacketType::Event, "/r", Some(99)));
+        assert_eq!(
+            (d.kind, d.namespace, d.id),
+            (PacketType::Event, "/r", Some(99))
+        );
         assert_eq!(d.data, Some(json!(["ev", 1, "two"])));
     }
 }

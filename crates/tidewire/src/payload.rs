@@ -83,6 +83,11 @@ pub struct Payload {
 
 impl Payload {
     /// Arguments without attachments.
+    ///
+    /// ```
+    /// let p = tidewire::Payload::new(vec![serde_json::json!(1)]);
+    /// assert_eq!(p.len(), 1);
+    /// ```
     pub fn new(args: Vec<Value>) -> Self {
         Self {
             args,
@@ -90,8 +95,26 @@ impl Payload {
         }
     }
 
+    /// Serializes `data` into arguments (one, or several with [`Args`]),
+    /// extracting byte buffers into attachments.
+    ///
+    /// ```
+    /// use tidewire::{Args, Payload};
+    /// let p = Payload::from_serialize(&Args((1, bytes::Bytes::from_static(b"x")))).unwrap();
+    /// assert_eq!(p.len(), 2);
+    /// assert_eq!(p.attachments().len(), 1);
+    /// ```
+    pub fn from_serialize<T: Serialize + ?Sized>(data: &T) -> Result<Self, serde_json::Error> {
+        to_payload(data)
+    }
+
     /// Arguments (a JSON array, or one value taken as the only argument) and
     /// the attachments their placeholders refer to.
+    ///
+    /// ```
+    /// let p = tidewire::Payload::with_attachments(serde_json::json!("only"), vec![]);
+    /// assert_eq!(p.args(), &[serde_json::json!("only")]);
+    /// ```
     pub fn with_attachments(args: Value, attachments: Vec<Bytes>) -> Self {
         let args = match args {
             Value::Array(args) => args,
@@ -102,27 +125,52 @@ impl Payload {
     }
 
     /// The arguments as JSON (binary ones as `{"_placeholder":true,"num":N}`).
+    ///
+    /// ```
+    /// let p = tidewire::Payload::new(vec![serde_json::json!({"a": 1})]);
+    /// assert_eq!(p.args()[0]["a"], 1);
+    /// ```
     pub fn args(&self) -> &[Value] {
         &self.args
     }
 
     /// The binary attachments, in placeholder order.
+    ///
+    /// ```
+    /// let p = tidewire::Payload::from_serialize(&bytes::Bytes::from_static(b"x")).unwrap();
+    /// assert_eq!(p.attachments().len(), 1);
+    /// ```
     pub fn attachments(&self) -> &[Bytes] {
         &self.attachments
     }
 
     /// How many arguments there are.
+    ///
+    /// ```
+    /// assert_eq!(tidewire::Payload::default().len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.args.len()
     }
 
     /// Whether there are no arguments.
+    ///
+    /// ```
+    /// assert!(tidewire::Payload::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.args.is_empty()
     }
 
     /// Deserializes the arguments: the only argument when there is exactly
     /// one, else the whole list (a tuple, a `Vec`, `()` for none).
+    ///
+    /// ```
+    /// let p = tidewire::Payload::new(vec![serde_json::json!(1), serde_json::json!(2)]);
+    /// let (a, b): (u8, u8) = p.deserialize().unwrap();
+    /// assert_eq!(a + b, 3);
+    /// assert!(p.deserialize::<String>().is_err());
+    /// ```
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match self.args.as_slice() {
             [only] => T::deserialize(De {
@@ -137,6 +185,12 @@ impl Payload {
     }
 
     /// Deserializes argument number `index` (from 0).
+    ///
+    /// ```
+    /// let p = tidewire::Payload::new(vec![serde_json::json!("a"), serde_json::json!(2)]);
+    /// assert_eq!(p.arg::<u8>(1).unwrap(), 2);
+    /// assert!(p.arg::<u8>(5).is_err());
+    /// ```
     pub fn arg<T: DeserializeOwned>(&self, index: usize) -> Result<T, serde_json::Error> {
         let value = self.args.get(index).ok_or_else(|| {
             <serde_json::Error as de::Error>::custom(format!(
@@ -183,6 +237,53 @@ impl Payload {
         self.args
             .iter()
             .try_for_each(|v| walk(v, self.attachments.len()))
+    }
+}
+
+/// A payload serializes back into its arguments, binary included, so it can
+/// be forwarded as is: `ack.send(payload)`, `socket.emit("ev", payload)`.
+///
+/// ```
+/// use tidewire::{packet::encode_event, Payload};
+/// let p = Payload::with_attachments(
+///     serde_json::json!([1, {"_placeholder": true, "num": 0}]),
+///     vec![bytes::Bytes::from_static(b"z")],
+/// );
+/// let out = encode_event("/", "echo", &p, None).unwrap();
+/// assert_eq!(out.text(), &br#"451-["echo",1,{"_placeholder":true,"num":0}]"#[..]);
+/// ```
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct(ARGS_MAGIC, &Restored(&self.args, &self.attachments))
+    }
+}
+
+struct Restored<'a>(&'a [Value], &'a [Bytes]);
+struct RestoredValue<'a>(&'a Value, &'a [Bytes]);
+
+impl Serialize for Restored<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|v| RestoredValue(v, self.1)))
+    }
+}
+
+impl Serialize for RestoredValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => {
+                serializer.collect_seq(items.iter().map(|v| RestoredValue(v, self.1)))
+            }
+            Value::Object(map) => match placeholder_num(map)
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| self.1.get(n))
+            {
+                Some(bytes) => serializer.serialize_bytes(bytes),
+                None => {
+                    serializer.collect_map(map.iter().map(|(k, v)| (k, RestoredValue(v, self.1))))
+                }
+            },
+            other => other.serialize(serializer),
+        }
     }
 }
 
@@ -437,7 +538,10 @@ impl<'c, S: Serializer> Serializer for Ex<'c, S> {
         })
     }
 
-    fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result<Self::Ok, Self::Error> {
+    fn collect_str<T: std::fmt::Display + ?Sized>(
+        self,
+        value: &T,
+    ) -> Result<Self::Ok, Self::Error> {
         self.inner.collect_str(value)
     }
 
@@ -655,7 +759,10 @@ impl<'de> de::MapAccess<'de> for MapDe<'de> {
             None => Ok(None),
         }
     }
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DeError> {
         let value = self
             .value
             .take()
@@ -679,7 +786,10 @@ struct EnumDe<'a> {
 impl<'de> de::EnumAccess<'de> for EnumDe<'de> {
     type Error = DeError;
     type Variant = Self;
-    fn variant_seed<V: de::DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), DeError> {
+    fn variant_seed<V: de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), DeError> {
         let variant = seed.deserialize(de::value::BorrowedStrDeserializer::<DeError>::new(
             self.variant,
         ))?;
@@ -698,7 +808,10 @@ impl<'de> de::VariantAccess<'de> for EnumDe<'de> {
             )),
         }
     }
-    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, DeError> {
         match self.value {
             Some(value) => seed.deserialize(De {
                 value,
@@ -897,7 +1010,15 @@ mod tests {
         let got: (E, E, E, E, Option<u8>) = p.deserialize().unwrap();
         assert_eq!(
             got,
-            (E::Unit, E::New(1), E::Tup(1, 2), E::Rec { b: Bytes::from_static(b"!") }, None)
+            (
+                E::Unit,
+                E::New(1),
+                E::Tup(1, 2),
+                E::Rec {
+                    b: Bytes::from_static(b"!")
+                },
+                None
+            )
         );
         let list: Vec<Option<Bytes>> = Payload::with_attachments(
             json!([[{"_placeholder": true, "num": 0}, null]]),
@@ -911,7 +1032,10 @@ mod tests {
     #[test]
     fn to_payload_extracts_binary() {
         let p = to_payload(&Args((1, Bytes::from_static(b"ab")))).unwrap();
-        assert_eq!(p.args(), &[json!(1), json!({"_placeholder": true, "num": 0})]);
+        assert_eq!(
+            p.args(),
+            &[json!(1), json!({"_placeholder": true, "num": 0})]
+        );
         assert_eq!(p.attachments(), &[Bytes::from_static(b"ab")]);
         let (n, b): (u8, Bytes) = p.deserialize().unwrap();
         assert_eq!((n, b), (1, Bytes::from_static(b"ab")));
@@ -921,12 +1045,38 @@ mod tests {
     }
 
     #[test]
+    fn payload_serializes_back_with_binary() {
+        let original = Payload::with_attachments(
+            json!([{"a": [{"_placeholder": true, "num": 1}]}, {"_placeholder": true, "num": 0}, "s"]),
+            vec![Bytes::from_static(b"zero"), Bytes::from_static(b"one")],
+        );
+        let again = to_payload(&original).unwrap();
+        // Attachments are renumbered in serialization order.
+        assert_eq!(
+            again.args(),
+            &[
+                json!({"a": [{"_placeholder": true, "num": 0}]}),
+                json!({"_placeholder": true, "num": 1}),
+                json!("s")
+            ]
+        );
+        assert_eq!(
+            again.attachments(),
+            &[Bytes::from_static(b"one"), Bytes::from_static(b"zero")]
+        );
+        assert!(to_payload(&Payload::default()).unwrap().is_empty());
+    }
+
+    #[test]
     fn split_event_and_placeholder_checks() {
         let p = Payload::with_attachments(json!(["ev", 1]), vec![]);
         let (name, args) = p.split_event().unwrap();
         assert_eq!(name, "ev");
         assert_eq!(args.args(), &[json!(1)]);
-        let bad = Payload::with_attachments(json!([{"_placeholder": true, "num": 1}]), vec![Bytes::new()]);
+        let bad = Payload::with_attachments(
+            json!([{"_placeholder": true, "num": 1}]),
+            vec![Bytes::new()],
+        );
         assert!(bad.check_placeholders().is_err());
         assert!(bad.deserialize::<Bytes>().is_err());
     }

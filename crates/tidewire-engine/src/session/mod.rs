@@ -49,6 +49,28 @@ pub(crate) struct SessionInner<D: Send + Sync + 'static> {
 /// ```
 pub struct Session<D: Send + Sync + 'static>(pub(crate) Arc<SessionInner<D>>);
 
+/// A [`Session`] handle that does not keep the session alive; see [`Session::downgrade`].
+pub struct WeakSession<D: Send + Sync + 'static>(Weak<SessionInner<D>>);
+
+impl<D: Send + Sync + 'static> WeakSession<D> {
+    /// The session, if anything else still holds it.
+    pub fn upgrade(&self) -> Option<Session<D>> {
+        self.0.upgrade().map(Session)
+    }
+}
+
+impl<D: Send + Sync + 'static> Clone for WeakSession<D> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<D: Send + Sync + 'static> std::fmt::Debug for WeakSession<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakSession")
+    }
+}
+
 impl<D: Send + Sync + 'static> Clone for Session<D> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
@@ -161,12 +183,34 @@ impl<D: Send + Sync + 'static> Session<D> {
     /// (its queue is half full, or an upgrade is in progress). Drops are counted
     /// in the engine's metrics.
     pub fn send_volatile(&self, packet: EncodedPacket) -> Result<(), SendError> {
+        self.send_batch_volatile([packet])
+    }
+
+    /// [`Session::send_volatile`] for a packet with attachments: queued or dropped as a whole.
+    pub fn send_batch_volatile<I>(&self, packets: I) -> Result<(), SendError>
+    where
+        I: IntoIterator<Item = EncodedPacket>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
         let result = self
             .0
             .state
             .lock()
-            .push_volatile(packet, &self.0.shared.limits);
+            .push_volatile_all(packets, &self.0.shared.limits);
         self.after_push(result)
+    }
+
+    /// A handle that does not keep the session alive (for timers and caches).
+    ///
+    /// ```no_run
+    /// # fn demo(session: tidewire_engine::Session<()>) {
+    /// let weak = session.downgrade();
+    /// drop(session);
+    /// if let Some(session) = weak.upgrade() { let _ = session.send_text("still here"); }
+    /// # }
+    /// ```
+    pub fn downgrade(&self) -> WeakSession<D> {
+        WeakSession(Arc::downgrade(&self.0))
     }
 
     fn after_push(&self, result: Result<bool, SendError>) -> Result<(), SendError> {

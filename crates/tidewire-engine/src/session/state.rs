@@ -146,23 +146,29 @@ impl SessionState {
         Ok(was_empty)
     }
 
-    /// Queues a packet the application allows to be lost: dropped when the
-    /// client already has half a queue's worth waiting, or mid-upgrade.
-    pub(crate) fn push_volatile(
+    /// Queues packets the application allows to be lost, all or none: dropped
+    /// when the client already has half a queue's worth waiting, or mid-upgrade.
+    pub(crate) fn push_volatile_all<I>(
         &mut self,
-        packet: EncodedPacket,
+        packets: I,
         limits: &Limits,
-    ) -> Result<bool, SendError> {
+    ) -> Result<bool, SendError>
+    where
+        I: IntoIterator<Item = EncodedPacket>,
+        I::IntoIter: ExactSizeIterator + Clone,
+    {
         if self.closed.is_some() {
             return Err(SendError::Closed);
         }
-        if self.queue.len() + self.retained.len() >= limits.max_packets / 2
-            || self.queued_bytes + self.retained_bytes + packet.len() > limits.max_bytes / 2
+        let packets = packets.into_iter();
+        let bytes: usize = packets.clone().map(|p| p.len()).sum();
+        if self.queue.len() + self.retained.len() + packets.len() > limits.max_packets / 2
+            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes / 2
             || self.probe.is_some()
         {
             return Err(SendError::Dropped);
         }
-        self.push_all([packet], limits)
+        self.push_all(packets, limits)
     }
 
     /// Takes everything queued, for a writer that owns the downstream.
@@ -463,7 +469,7 @@ mod tests {
             Err(SendError::SlowConsumer)
         );
         assert_eq!(s.queued(), 3, "a refused batch queues nothing");
-        assert_eq!(s.push_volatile(msg("v"), &l), Err(SendError::Dropped));
+        assert_eq!(s.push_volatile_all([msg("v")], &l), Err(SendError::Dropped));
         assert!(s.close(CloseReason::SlowConsumer));
         assert!(!s.close(CloseReason::ForcedClose), "close happens once");
         let q = s.take_queue();
