@@ -38,6 +38,73 @@ impl AllowedOrigins {
     }
 }
 
+/// A file served under the engine's path (the bundled browser client, say),
+/// with caching headers and `ETag` revalidation.
+///
+/// ```
+/// use tidewire_engine::{EngineConfig, StaticAsset};
+/// let config = EngineConfig::builder()
+///     .asset(StaticAsset::new("hello.txt", "text/plain", &b"hi"[..]))
+///     .build();
+/// assert_eq!(config.assets[0].name(), "hello.txt");
+/// ```
+#[derive(Clone)]
+pub struct StaticAsset {
+    name: String,
+    content_type: &'static str,
+    body: bytes::Bytes,
+    etag: HeaderValue,
+}
+
+impl StaticAsset {
+    /// An asset answered at `<path><name>`.
+    pub fn new(
+        name: impl Into<String>,
+        content_type: &'static str,
+        body: impl Into<bytes::Bytes>,
+    ) -> Self {
+        let body = body.into();
+        // FNV-1a: a stable content hash for revalidation, not a security measure.
+        let hash = body.iter().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+        });
+        let etag = HeaderValue::from_str(&format!("\"{hash:016x}-{}\"", body.len()))
+            .unwrap_or(HeaderValue::from_static("\"0\""));
+        Self {
+            name: name.into(),
+            content_type,
+            body,
+            etag,
+        }
+    }
+
+    /// The file name under the engine's path.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    pub(crate) fn body(&self) -> &bytes::Bytes {
+        &self.body
+    }
+
+    pub(crate) fn etag(&self) -> &HeaderValue {
+        &self.etag
+    }
+}
+
+impl std::fmt::Debug for StaticAsset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticAsset")
+            .field("name", &self.name)
+            .field("bytes", &self.body.len())
+            .finish()
+    }
+}
+
 /// Engine options. Build with [`EngineConfig::builder`]; every field has a sane default.
 ///
 /// ```
@@ -85,6 +152,8 @@ pub struct EngineConfig {
     pub allow_request: Option<AllowRequest>,
     /// Most concurrent sessions; further handshakes get 503; default 100,000.
     pub max_sessions: usize,
+    /// Files answered under the engine's path (GET and HEAD).
+    pub assets: Vec<StaticAsset>,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +175,7 @@ impl Default for EngineConfig {
             cors_credentials: false,
             allow_request: None,
             max_sessions: 100_000,
+            assets: Vec::new(),
         }
     }
 }
@@ -239,6 +309,12 @@ impl EngineConfigBuilder {
     /// Most concurrent sessions.
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.0.max_sessions = n;
+        self
+    }
+    /// Serves a file under the engine's path.
+    pub fn asset(mut self, asset: StaticAsset) -> Self {
+        self.0.assets.retain(|a| a.name != asset.name);
+        self.0.assets.push(asset);
         self
     }
     /// Finishes the configuration.

@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use http::{header, Method, Request, Response, StatusCode};
 use parking_lot::RwLock;
 
-use crate::config::{EngineConfig, HandshakeRequest};
+use crate::config::{EngineConfig, HandshakeRequest, StaticAsset};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::packet::Packet;
 use crate::query::EngineQuery;
@@ -200,11 +200,8 @@ impl<H: EngineHandler> EngineCore<H> {
         if request.method() == Method::OPTIONS {
             return preflight(&self.config, request.headers());
         }
-        if request.uri().path().ends_with("/tidewire.js") {
-            return text_response(
-                StatusCode::NOT_FOUND,
-                "the tidewire client is served by the tidewire crate",
-            );
+        if let Some(asset) = self.asset_for(request.uri().path()) {
+            return serve_asset(asset, &request);
         }
         let query = EngineQuery::parse(request.uri().query());
         if query.eio != Some("4") {
@@ -232,6 +229,11 @@ impl<H: EngineHandler> EngineCore<H> {
             TransportKind::WebSocket => WebSocket::serve(self, session, request).await,
             TransportKind::Sse => Sse::serve(self, session, request).await,
         }
+    }
+
+    fn asset_for(&self, path: &str) -> Option<&StaticAsset> {
+        let name = path.strip_prefix(self.config.path.as_str())?;
+        self.config.assets.iter().find(|a| a.name() == name)
     }
 
     fn transport_enabled(&self, kind: TransportKind) -> bool {
@@ -389,4 +391,33 @@ fn owned_headers(headers: &http::HeaderMap) -> http::HeaderMap {
         }
     }
     owned
+}
+
+/// Answers a static asset, or 304 when the client's copy is current.
+fn serve_asset(asset: &StaticAsset, request: &Request<Body>) -> Response<Body> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return text_response(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only");
+    }
+    let fresh = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag == asset.etag());
+    let builder = Response::builder()
+        .header(header::ETAG, asset.etag().clone())
+        .header(header::CACHE_CONTROL, "public, max-age=600");
+    let response = if fresh {
+        builder.status(StatusCode::NOT_MODIFIED).body(Body::empty())
+    } else {
+        let body = if request.method() == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::from(asset.body().clone())
+        };
+        builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, asset.content_type())
+            .header(header::CONTENT_LENGTH, asset.body().len())
+            .body(body)
+    };
+    response.unwrap_or_default()
 }

@@ -45,7 +45,7 @@ mod sid;
 mod transport;
 
 pub use config::{
-    AllowRequest, AllowedOrigins, EngineConfig, EngineConfigBuilder, HandshakeRequest,
+    AllowRequest, AllowedOrigins, EngineConfig, EngineConfigBuilder, HandshakeRequest, StaticAsset,
 };
 pub use engine::Engine;
 pub use handler::{CloseReason, EngineHandler};

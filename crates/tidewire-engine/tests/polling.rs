@@ -297,3 +297,41 @@ async fn shutdown_sends_close_packet_to_pending_poll() {
     let refused = get(server.addr, "/socket.io/?EIO=4&transport=polling").await;
     assert_eq!(refused.status, 503);
 }
+
+#[tokio::test]
+async fn static_assets_are_served_with_revalidation() {
+    let server = start(
+        EngineConfig::builder()
+            .asset(tidewire_engine::StaticAsset::new(
+                "client.js",
+                "text/javascript",
+                &b"hello()"[..],
+            ))
+            .build(),
+    )
+    .await;
+    let reply = get(server.addr, "/socket.io/client.js").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "hello()");
+    assert_eq!(reply.headers["content-type"], "text/javascript");
+    assert!(reply.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let etag = reply.headers["etag"].to_str().unwrap().to_owned();
+    let again = request(
+        server.addr,
+        "GET",
+        "/socket.io/client.js",
+        &[("if-none-match", &etag)],
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(
+        get(server.addr, "/socket.io/other.js").await.status,
+        400,
+        "not an asset: an engine request"
+    );
+}
