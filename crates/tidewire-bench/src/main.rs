@@ -13,7 +13,7 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 fn usage() -> ! {
-    eprintln!("usage: tidewire-bench idle --url http://127.0.0.1:PORT --pid PID [--n N] [--hold-secs S] [--concurrency C]");
+    eprintln!("usage: tidewire-bench idle --url http://127.0.0.1:PORT --pid PID [--n N] [--hold-secs S] [--concurrency C] [--socketio]");
     std::process::exit(2)
 }
 
@@ -46,7 +46,12 @@ fn raise_nofile() {
     }
 }
 
-async fn open_one(server: SocketAddr, host: &str, source: Ipv4Addr) -> Result<(), String> {
+async fn open_one(
+    server: SocketAddr,
+    host: &str,
+    source: Ipv4Addr,
+    socketio: bool,
+) -> Result<(), String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(IpAddr::V4(source), 0))
@@ -59,6 +64,15 @@ async fn open_one(server: SocketAddr, host: &str, source: Ipv4Addr) -> Result<()
     match ws.next().await {
         Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
         other => return Err(format!("expected open packet, got {other:?}")),
+    }
+    if socketio {
+        ws.send(Message::text("40"))
+            .await
+            .map_err(|e| e.to_string())?;
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.starts_with("40") => {}
+            other => return Err(format!("expected Socket.IO CONNECT reply, got {other:?}")),
+        }
     }
     tokio::spawn(async move {
         // Answer heartbeats so the session stays alive while held.
@@ -91,6 +105,8 @@ async fn main() {
             .and_then(|p| p.parse().ok())
             .unwrap_or(3),
     );
+    // Also join namespace `/` (a Socket.IO server), not just open an Engine.IO session.
+    let socketio = args.iter().any(|a| a == "--socketio");
     let concurrency: usize = arg(&args, "--concurrency")
         .and_then(|p| p.parse().ok())
         .unwrap_or(64);
@@ -116,7 +132,7 @@ async fn main() {
         while next < n && inflight.len() < concurrency {
             let source = Ipv4Addr::new(127, 0, 0, 1 + (next % 16) as u8);
             let host = host.clone();
-            inflight.push(async move { open_one(server, &host, source).await });
+            inflight.push(async move { open_one(server, &host, source, socketio).await });
             next += 1;
         }
         match inflight.next().await {
@@ -137,7 +153,7 @@ async fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "scenario": "idle", "transport": "websocket", "connections": opened, "failed": failed,
+            "scenario": "idle", "transport": "websocket", "socketio": socketio, "connections": opened, "failed": failed,
             "rss_before": before, "rss_after": after, "bytes_per_connection": per.round(),
             "connects_per_sec": (opened as f64 / connect_secs).round(),
         })
