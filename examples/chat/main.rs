@@ -121,18 +121,6 @@ async fn on_connect(socket: Socket) {
     });
 }
 
-// TODO(issue #4): remove once the tidewire crate serves `/socket.io/tidewire.js`
-// itself. Until then the bundle is read at run time from client-js/dist (not
-// `include_str!`, so the example still builds while dist/ does not exist yet).
-async fn client_bundle_todo() -> axum::response::Response {
-    use axum::{http::header::CONTENT_TYPE, http::StatusCode, response::IntoResponse};
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-js/dist/tidewire.js");
-    match std::fs::read_to_string(file) {
-        Ok(js) => ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], js).into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{file}: {e}")).into_response(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -145,10 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let io = SocketIo::new();
     io.ns("/", on_connect);
     let page = || async { Html(include_str!("static/index.html")) };
-    let app = axum::Router::new()
-        .route("/", get(page))
-        .route("/socket.io/tidewire.js", get(client_bundle_todo))
-        .merge(io.router());
+    let app = axum::Router::new().route("/", get(page)).merge(io.router());
 
     let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tidewire_engine::{
     CloseReason, Engine, EngineConfig, EngineHandler, EngineLayer, EngineService, Message, Session,
+    StaticAsset,
 };
 
 use crate::ack::AckReplies;
@@ -23,6 +24,9 @@ use crate::namespace::{DynamicNamespace, Namespace, NsHandlers, NsPredicate};
 use crate::packet::{self, DecodeLimits, Packet, PacketError, PacketType, PartialPacket};
 use crate::payload::Payload;
 use crate::socket::{DisconnectReason, Socket};
+
+/// The bundled browser client (`client-js/dist/tidewire.js`), served at `<path>tidewire.js`.
+const CLIENT_BUNDLE: &str = include_str!("../../../client-js/dist/tidewire.js");
 
 type AdapterFactory = Arc<dyn Fn(AdapterContext) -> Arc<dyn Adapter> + Send + Sync>;
 
@@ -45,6 +49,8 @@ pub struct SocketIoConfig {
     /// How long a new connection may stay without joining any namespace
     /// before it is closed; 45 s (`connectTimeout` in Node).
     pub connect_timeout: Duration,
+    /// Whether the bundled browser client is served at `<path>tidewire.js`; true.
+    pub serve_client: bool,
 }
 
 impl Default for SocketIoConfig {
@@ -54,6 +60,7 @@ impl Default for SocketIoConfig {
             ack_timeout: Duration::from_secs(10),
             max_attachments: 10,
             connect_timeout: Duration::from_secs(45),
+            serve_client: true,
         }
     }
 }
@@ -199,6 +206,18 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Whether to serve the bundled browser client at `<path>tidewire.js`
+    /// (default true), so a page needs only `<script src="/socket.io/tidewire.js">`.
+    ///
+    /// ```
+    /// let io = tidewire::SocketIo::builder().serve_client(false).build();
+    /// assert!(!io.config().serve_client);
+    /// ```
+    pub fn serve_client(mut self, on: bool) -> Self {
+        self.config.serve_client = on;
+        self
+    }
+
     /// Adds app-wide state, reachable from handlers with
     /// [`Socket::state`] and [`SocketIo::state`]; one value per type.
     ///
@@ -236,7 +255,14 @@ impl SocketIoBuilder {
     /// assert!(io.of("/").is_some());
     /// ```
     pub fn build(self) -> SocketIo {
-        let engine_config = self.config.engine.clone();
+        let mut engine_config = self.config.engine.clone();
+        if self.config.serve_client {
+            engine_config.assets.push(StaticAsset::new(
+                "tidewire.js",
+                "text/javascript; charset=utf-8",
+                CLIENT_BUNDLE.as_bytes(),
+            ));
+        }
         let inner = Arc::new(ServerInner {
             config: self.config,
             state: self.state,

@@ -1,0 +1,154 @@
+// Helpers for the integration tests (outside test/ so `node --test` does not run it
+// as a test file): start a tidewire example server binary, wait
+// with deadlines. Not a test file.
+//
+// Binaries come from TIDEWIRE_BIN_DIR (default: $CARGO_TARGET_DIR/debug, else
+// <repo>/target/debug, i.e. ../target/debug relative to client-js/). Build them with
+// `cargo build -p tidewire-examples`.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const CLIENT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const REPO_ROOT = path.resolve(CLIENT_ROOT, '..');
+
+export const BIN_DIR = path.resolve(
+  process.env.TIDEWIRE_BIN_DIR ??
+    (process.env.CARGO_TARGET_DIR
+      ? path.join(path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR), 'debug')
+      : path.join(REPO_ROOT, 'target', 'debug')),
+);
+
+/** Path of the example binary `name`; throws a clear error when it is not built. */
+export function binary(name) {
+  const bin = path.join(BIN_DIR, name);
+  if (!existsSync(bin)) {
+    throw new Error(
+      `server binary not found: ${bin}\n` +
+        'build it with `cargo build -p tidewire-examples` (or set TIDEWIRE_BIN_DIR to the directory holding it)',
+    );
+  }
+  return bin;
+}
+
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * Starts `name` with PORT (default 0: any free port) and `env`; resolves with
+ * { url, port, stop, kill, logs } once it printed `listening on http://HOST:PORT`.
+ */
+export async function startServer(name, env = {}, { startTimeoutMs = 10_000 } = {}) {
+  const bin = binary(name);
+  const child = spawn(bin, [], {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    if (process.env.TIDEWIRE_SERVER_LOGS) process.stderr.write(chunk);
+    stderr = (stderr + chunk).slice(-16_384);
+  });
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${bin} did not print "listening on http://HOST:PORT" within ${startTimeoutMs} ms; stderr:\n${stderr}`));
+    }, startTimeoutMs);
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^listening on (http:\/\/\S+)$/.exec(line.trim());
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1].replace(/\/$/, ''));
+      }
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`could not start ${bin}: ${err.message}`));
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${bin} exited (code ${code}, signal ${signal}) before listening; stderr:\n${stderr}`));
+    });
+  });
+  return {
+    url,
+    port: new URL(url).port,
+    logs: () => stderr,
+    /** SIGTERM (graceful: sessions get a close packet), SIGKILL after 5 s. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        const result = await exited;
+        clearTimeout(killer);
+        return result;
+      }
+      return exited;
+    },
+    /** SIGKILL: the connections just drop. */
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return exited;
+    },
+  };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` every 10 ms; rejects with `describe()` once `timeoutMs` passed. */
+export async function waitUntil(condition, timeoutMs, describe = () => 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
+    await sleep(10);
+  }
+}
+
+/** Resolves with the arguments of the next `event` on `emitter`, or rejects after `timeoutMs`. */
+export function nextEvent(emitter, event, timeoutMs, what = `"${event}" event`) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, onEvent);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    function onEvent(...args) {
+      clearTimeout(timer);
+      resolve(args);
+    }
+    emitter.once(event, onEvent);
+  });
+}
+
+/** Whether the server at `url` speaks tidewire's SSE transport (else: 'Transport unknown'). */
+export async function serverHasSse(url) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 3000);
+  try {
+    const res = await fetch(`${url}/socket.io/?EIO=4&transport=sse`, {
+      headers: { Accept: 'text/event-stream' },
+      signal: ac.signal,
+    });
+    const ok = res.ok && (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+    ac.abort();
+    return ok;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const bytesOf = (data) => Array.from(new Uint8Array(data instanceof ArrayBuffer ? data : data.buffer));
