@@ -494,6 +494,12 @@ pub trait Adapter: Send + Sync + 'static {
         opts: BroadcastOptions,
     ) -> BoxFuture<'_, Result<(), AdapterError>>;
 
+    /// Queues `packet` now, without waiting, for the sockets of this node that
+    /// `opts` selects. Connection state recovery calls it while holding its log,
+    /// so recorded packets reach every socket in offset order; a cluster
+    /// adapter also forwards the packet to the other nodes (in the same order).
+    fn broadcast_local_now(&self, packet: &OutgoingPacket, opts: &BroadcastOptions);
+
     /// Sends `packet` (which carries an ack id) to the sockets `opts` selects;
     /// tells `acks` how many answers to expect and hands it every answer.
     fn broadcast_with_ack(
@@ -750,11 +756,15 @@ impl Adapter for LocalAdapter {
         packet: OutgoingPacket,
         opts: BroadcastOptions,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        for socket in self.apply(&opts) {
-            // A full queue closes that client on its own; others are unaffected.
-            let _ = socket.deliver(&packet, opts.flags.volatile);
-        }
+        self.broadcast_local_now(&packet, &opts);
         ready(Ok(()))
+    }
+
+    fn broadcast_local_now(&self, packet: &OutgoingPacket, opts: &BroadcastOptions) {
+        for socket in self.apply(opts) {
+            // A full queue closes that client on its own; others are unaffected.
+            let _ = socket.deliver(packet, opts.flags.volatile);
+        }
     }
 
     fn broadcast_with_ack(

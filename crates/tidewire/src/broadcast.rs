@@ -153,7 +153,16 @@ impl BroadcastOperator {
             check(event).and_then(|()| Ok(encode_event(self.ns.name(), event, &data, None)?));
         async move {
             let packet = encoded?;
-            self.ns.adapter().broadcast(packet, self.opts).await?;
+            match self.ns.recovery() {
+                // Recorded for connection state recovery: logged once, delivered in offset order.
+                Some(store) if !self.opts.flags.volatile => {
+                    let adapter = self.ns.adapter();
+                    store.record(&packet, &self.opts, |stamped| {
+                        adapter.broadcast_local_now(stamped, &self.opts)
+                    });
+                }
+                _ => self.ns.adapter().broadcast(packet, self.opts).await?,
+            }
             Ok(())
         }
     }

@@ -111,6 +111,16 @@ impl Extensions {
     pub fn clear(&self) {
         *self.0.write() = None;
     }
+
+    /// Moves every value out into a new `Extensions` (a socket's state kept for recovery).
+    pub(crate) fn take(&self) -> Extensions {
+        Extensions(parking_lot::RwLock::new(self.0.write().take()))
+    }
+
+    /// Puts back values taken with [`Extensions::take`].
+    pub(crate) fn restore(&self, from: Extensions) {
+        *self.0.write() = from.0.into_inner();
+    }
 }
 
 impl std::fmt::Debug for Extensions {

@@ -57,6 +57,7 @@ pub mod handler;
 mod namespace;
 pub mod packet;
 pub mod payload;
+mod recovery;
 mod server;
 mod socket;
 
@@ -67,6 +68,7 @@ pub use error::{AckError, AdapterError, BroadcastError, ConnectError, EmitError}
 pub use extensions::Extensions;
 pub use namespace::{DynamicNamespace, Namespace};
 pub use payload::{Args, Payload};
+pub use recovery::RecoveryConfig;
 pub use server::{SocketIo, SocketIoBuilder, SocketIoConfig, SocketIoHandler};
 pub use socket::{DisconnectReason, Socket};
 pub use tidewire_engine::{Sid, TransportKind};

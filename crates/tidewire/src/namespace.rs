@@ -16,6 +16,7 @@ use crate::adapter::{Adapter, AdapterContext, BroadcastOptions, IntoRooms, Remot
 use crate::broadcast::BroadcastOperator;
 use crate::error::{AdapterError, BroadcastError, ConnectError};
 use crate::handler::{self, ConnectFn, MiddlewareFn};
+use crate::recovery::RecoveryStore;
 use crate::server::ServerInner;
 use crate::socket::Socket;
 
@@ -47,6 +48,7 @@ pub(crate) struct NsInner {
     pub(crate) sockets: RwLock<HashMap<Sid, Socket>>,
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
+    recovery: Option<RecoveryStore>,
 }
 
 /// A namespace (`/`, `/chat`, or a child of a dynamic namespace). Cheap to clone.
@@ -82,7 +84,9 @@ impl Namespace {
                 name: name.clone(),
             };
             let adapter = (server.adapter_factory)(ctx);
+            let recovery = server.config.recovery.clone().map(RecoveryStore::new);
             NsInner {
+                recovery,
                 name,
                 server,
                 handlers,
@@ -126,6 +130,10 @@ impl Namespace {
 
     pub(crate) fn server(&self) -> &Arc<ServerInner> {
         &self.0.server
+    }
+
+    pub(crate) fn recovery(&self) -> Option<&RecoveryStore> {
+        self.0.recovery.as_ref()
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {

@@ -468,6 +468,8 @@ impl PartialPacket {
 pub struct OutgoingPacket {
     packets: std::sync::Arc<[EncodedPacket]>,
     ack_id: Option<u64>,
+    /// Its place in the namespace's recovery log, when connection state recovery records it.
+    offset: Option<u64>,
 }
 
 impl OutgoingPacket {
@@ -486,6 +488,7 @@ impl OutgoingPacket {
         Self {
             packets: packets.into(),
             ack_id,
+            offset: None,
         }
     }
 
@@ -493,7 +496,45 @@ impl OutgoingPacket {
         Self {
             packets: std::sync::Arc::new([EncodedPacket::Text(text)]),
             ack_id: None,
+            offset: None,
         }
+    }
+
+    /// This packet with `offset` appended as its last argument (`42["ev",1,"17"]`),
+    /// the way Socket.IO's connection state recovery marks what a client received.
+    /// The text is copied once; the attachments are shared.
+    ///
+    /// ```
+    /// let p = tidewire::packet::encode_event("/", "ev", &1, None).unwrap().with_offset(17);
+    /// assert_eq!(p.text(), &br#"42["ev",1,"17"]"#[..]);
+    /// assert_eq!(p.offset(), Some(17));
+    /// ```
+    pub fn with_offset(&self, offset: u64) -> Self {
+        let text = self.text();
+        let Some(body) = text.strip_suffix(b"]") else {
+            return self.clone();
+        };
+        let mut buf = BytesMut::with_capacity(text.len() + 24);
+        buf.put_slice(body);
+        buf.put_slice(b",\"");
+        buf.put_slice(offset.to_string().as_bytes());
+        buf.put_slice(b"\"]");
+        let mut packets: Vec<EncodedPacket> = self.packets.to_vec();
+        packets[0] = EncodedPacket::Text(buf.freeze());
+        Self {
+            packets: packets.into(),
+            ack_id: self.ack_id,
+            offset: Some(offset),
+        }
+    }
+
+    /// The recovery offset this packet carries, if any.
+    ///
+    /// ```
+    /// assert_eq!(tidewire::packet::encode_event("/", "a", &1, None).unwrap().offset(), None);
+    /// ```
+    pub fn offset(&self) -> Option<u64> {
+        self.offset
     }
 
     /// The Engine.IO text packet, `4` included (`42["news","hi"]`).
@@ -698,11 +739,26 @@ fn encode_args<T: Serialize + ?Sized>(
 /// assert_eq!(p.as_text().unwrap(), &br#"40/admin,{"sid":"abc"}"#[..]);
 /// ```
 pub fn encode_connect(namespace: &str, sid: &str) -> EncodedPacket {
-    let mut buf = BytesMut::with_capacity(namespace.len() + sid.len() + 16);
+    encode_connect_with_pid(namespace, sid, None)
+}
+
+/// Encodes a `CONNECT` reply that also gives the client its private recovery
+/// id: `40/ns,{"sid":...,"pid":...}`.
+///
+/// ```
+/// let p = tidewire::packet::encode_connect_with_pid("/", "abc", Some("xyz"));
+/// assert_eq!(p.as_text().unwrap(), &br#"40{"sid":"abc","pid":"xyz"}"#[..]);
+/// ```
+pub fn encode_connect_with_pid(namespace: &str, sid: &str, pid: Option<&str>) -> EncodedPacket {
+    let mut buf = BytesMut::with_capacity(namespace.len() + sid.len() + 48);
     write_header(&mut buf, PacketType::Connect, 0, namespace, None);
     buf.put_slice(b"{\"sid\":");
     // A Sid is URL-safe base64; serializing keeps any other string valid JSON.
     let _ = serde_json::to_writer((&mut buf).writer(), sid);
+    if let Some(pid) = pid {
+        buf.put_slice(b",\"pid\":");
+        let _ = serde_json::to_writer((&mut buf).writer(), pid);
+    }
     buf.put_u8(b'}');
     EncodedPacket::Text(buf.freeze())
 }

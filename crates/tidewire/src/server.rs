@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tidewire_engine::{
     CloseReason, Engine, EngineConfig, EngineHandler, EngineLayer, EngineService, Message, Session,
-    StaticAsset,
+    Sid, StaticAsset,
 };
 
 use crate::ack::AckReplies;
@@ -23,7 +23,8 @@ use crate::handler;
 use crate::namespace::{DynamicNamespace, Namespace, NsHandlers, NsPredicate};
 use crate::packet::{self, DecodeLimits, Packet, PacketError, PacketType, PartialPacket};
 use crate::payload::Payload;
-use crate::socket::{DisconnectReason, Socket};
+use crate::recovery::RecoveryStore;
+use crate::socket::{DisconnectReason, Resume, Socket, SocketRecovery};
 
 /// The bundled browser client (`client-js/dist/tidewire.js`), served at `<path>tidewire.js`.
 const CLIENT_BUNDLE: &str = include_str!("../../../client-js/dist/tidewire.js");
@@ -51,6 +52,8 @@ pub struct SocketIoConfig {
     pub connect_timeout: Duration,
     /// Whether the bundled browser client is served at `<path>tidewire.js`; true.
     pub serve_client: bool,
+    /// Connection state recovery; off unless set.
+    pub recovery: Option<crate::RecoveryConfig>,
 }
 
 impl Default for SocketIoConfig {
@@ -61,6 +64,7 @@ impl Default for SocketIoConfig {
             max_attachments: 10,
             connect_timeout: Duration::from_secs(45),
             serve_client: true,
+            recovery: None,
         }
     }
 }
@@ -203,6 +207,22 @@ impl SocketIoBuilder {
     /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Turns on connection state recovery: a client that drops and comes back
+    /// within the window gets its socket id, rooms and extensions back, and
+    /// every packet it missed, in order (see `docs/recovery.md`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let io = tidewire::SocketIo::builder()
+    ///     .recovery(tidewire::RecoveryConfig::default().window(Duration::from_secs(60)))
+    ///     .build();
+    /// assert!(io.config().recovery.is_some());
+    /// ```
+    pub fn recovery(mut self, config: crate::RecoveryConfig) -> Self {
+        self.config.recovery = Some(config);
         self
     }
 
@@ -940,7 +960,11 @@ impl SocketIoHandler {
             return;
         };
         let auth = auth.unwrap_or_else(|| Value::Object(Default::default()));
-        let socket = Socket::new(ns, session.clone(), auth);
+        let (id, recovery) = match ns.recovery() {
+            None => (Sid::generate(), None),
+            Some(store) => resume(store, &ns, &auth),
+        };
+        let socket = Socket::new(ns, session.clone(), auth, id, recovery);
         {
             let mut state = session.data().0.lock();
             if state.closed {
@@ -950,6 +974,64 @@ impl SocketIoHandler {
         }
         tokio::spawn(socket.run_connect());
     }
+}
+
+/// Picks the socket id and recovery state for a CONNECT: a fresh pair, or,
+/// for a client coming back with a known token, its old id and session.
+fn resume(
+    store: &RecoveryStore,
+    ns: &Namespace,
+    auth: &Value,
+) -> (Sid, Option<Box<SocketRecovery>>) {
+    let fresh = || {
+        (
+            Sid::generate(),
+            Some(SocketRecovery::new(Sid::generate(), None)),
+        )
+    };
+    let Some((pid, offset)) = resume_token(auth) else {
+        return fresh();
+    };
+    match store.sid_for(pid) {
+        // The previous socket is still connected, or its state is being persisted:
+        // take it over, then restore (in the new socket's connect task).
+        Some((sid, Some(cleanup))) => {
+            let resume = Resume {
+                offset,
+                takeover: ns.get_socket(&sid),
+                cleanup: Some(cleanup),
+                restored: None,
+            };
+            (sid, Some(SocketRecovery::new(pid, Some(resume))))
+        }
+        Some((_, None)) => match store.restore(pid, offset.as_deref()) {
+            Ok(restored) => {
+                let sid = restored.sid;
+                let resume = Resume {
+                    offset,
+                    takeover: None,
+                    cleanup: None,
+                    restored: Some(restored),
+                };
+                (sid, Some(SocketRecovery::new(pid, Some(resume))))
+            }
+            Err(miss) => {
+                tracing::info!(?miss, "connection state not recovered: fresh session");
+                fresh()
+            }
+        },
+        None => fresh(),
+    }
+}
+
+/// The `pid` and `offset` a recovering client puts in its CONNECT auth.
+fn resume_token(auth: &Value) -> Option<(Sid, Option<String>)> {
+    let pid = auth.get("pid")?.as_str()?.parse::<Sid>().ok()?;
+    let offset = auth
+        .get("offset")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some((pid, offset))
 }
 
 fn protocol_error(session: &Session<ConnData>, error: PacketError) {

@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::HeaderMap;
@@ -23,6 +25,7 @@ use crate::handler::{self, AnyFn, DisconnectFn, EventFn};
 use crate::namespace::Namespace;
 use crate::packet::{self, OutgoingPacket, RESERVED_EVENTS};
 use crate::payload::Payload;
+use crate::recovery::{Cleanup, Persisted, Restored};
 use crate::server::{ConnData, SocketIo};
 
 /// Why a socket disconnected, as Socket.IO names it.
@@ -52,6 +55,9 @@ pub enum DisconnectReason {
     ServerNamespaceDisconnect,
     /// The client read too slowly and its outgoing queue filled up.
     SlowConsumer,
+    /// The client came back (connection state recovery) while this socket still
+    /// looked connected; its state moved to the new connection.
+    TakenOver,
 }
 
 impl DisconnectReason {
@@ -71,7 +77,21 @@ impl DisconnectReason {
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
             Self::SlowConsumer => "slow consumer",
+            Self::TakenOver => "taken over",
         }
+    }
+
+    /// Whether the client may come back and recover (it did not choose to leave).
+    fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            Self::TransportClose
+                | Self::TransportError
+                | Self::PingTimeout
+                | Self::ForcedServerClose
+                | Self::SlowConsumer
+                | Self::TakenOver
+        )
     }
 }
 
@@ -90,6 +110,7 @@ impl From<CloseReason> for DisconnectReason {
             CloseReason::ForcedClose => Self::ForcedServerClose,
             CloseReason::ServerShutdown => Self::ServerShuttingDown,
             CloseReason::SlowConsumer => Self::SlowConsumer,
+            CloseReason::TakenOver => Self::TakenOver,
             _ => Self::TransportError,
         }
     }
@@ -133,6 +154,50 @@ pub(crate) struct SocketInner {
     handlers: Mutex<Handlers>,
     acks: Mutex<PendingAcks>,
     extensions: Extensions,
+    /// Present when the namespace records packets for connection state recovery.
+    recovery: Option<Box<SocketRecovery>>,
+}
+
+/// A resume the client asked for in its CONNECT auth (`pid`, `offset`).
+pub(crate) struct Resume {
+    pub offset: Option<String>,
+    /// The socket that still holds this session (a cut the server missed).
+    pub takeover: Option<Socket>,
+    /// Set when the previous socket's state is persisted.
+    pub cleanup: Option<Arc<Cleanup>>,
+    /// Already restored (the previous socket was persisted when the client came back).
+    pub restored: Option<Restored>,
+}
+
+/// A socket's part in connection state recovery.
+pub(crate) struct SocketRecovery {
+    pid: Sid,
+    resume: Mutex<Option<Resume>>,
+    recovered: AtomicBool,
+    /// Offset of the last recorded packet queued for the client.
+    last_sent: AtomicU64,
+    /// The log's head when the socket joined (a client with no offset resumes after it).
+    connected_at: AtomicU64,
+    /// While set, deliveries wait in `held`: the CONNECT reply and the replay go first.
+    barrier: AtomicBool,
+    held: Mutex<Vec<(OutgoingPacket, bool)>>,
+    /// Set once the socket's state is persisted (or dropped) after it disconnected.
+    cleanup: Arc<Cleanup>,
+}
+
+impl SocketRecovery {
+    pub(crate) fn new(pid: Sid, resume: Option<Resume>) -> Box<Self> {
+        Box::new(Self {
+            pid,
+            resume: Mutex::new(resume),
+            recovered: AtomicBool::new(false),
+            last_sent: AtomicU64::new(0),
+            connected_at: AtomicU64::new(0),
+            barrier: AtomicBool::new(true),
+            held: Mutex::new(Vec::new()),
+            cleanup: Arc::default(),
+        })
+    }
 }
 
 /// Most events a client may send while its connect handler still runs.
@@ -176,9 +241,16 @@ impl PartialEq for Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(ns: Namespace, session: Session<ConnData>, auth: Value) -> Self {
+    pub(crate) fn new(
+        ns: Namespace,
+        session: Session<ConnData>,
+        auth: Value,
+        id: Sid,
+        recovery: Option<Box<SocketRecovery>>,
+    ) -> Self {
         Self(Arc::new(SocketInner {
-            id: Sid::generate(),
+            recovery,
+            id,
             ns,
             session,
             auth,
@@ -239,6 +311,25 @@ impl Socket {
     /// ```
     pub fn connected(&self) -> bool {
         matches!(self.0.state.lock().phase, Phase::Connected | Phase::Ready)
+    }
+
+    /// Whether this socket recovered a previous session (connection state
+    /// recovery): same id, rooms and extensions, and the missed packets replayed.
+    /// False for a fresh connection, and when a resume came too late or with an
+    /// unknown or forged token.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: tidewire::Socket) {
+    /// if !socket.recovered() {
+    ///     let _ = socket.emit("welcome", "first visit or state lost");
+    /// }
+    /// # }
+    /// ```
+    pub fn recovered(&self) -> bool {
+        self.0
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.recovered.load(Ordering::Relaxed))
     }
 
     /// The auth payload the client sent with its connection (`{}` when none).
@@ -489,7 +580,15 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         let packet = packet::encode_event(self.ns_name(), event, data, None)?;
-        match self.deliver(&packet, volatile) {
+        let sent = match self.0.ns.recovery() {
+            // Direct emits are recoverable too: recorded for this socket's own room.
+            Some(store) if !volatile => {
+                let me = BroadcastOptions::default().to(Room::from(self.0.id));
+                store.record(&packet, &me, |stamped| self.deliver(stamped, false))
+            }
+            _ => self.deliver(&packet, volatile),
+        };
+        match sent {
             Err(EmitError::Send(tidewire_engine::SendError::Dropped)) if volatile => Ok(()),
             other => other,
         }
@@ -547,6 +646,22 @@ impl Socket {
     /// # }
     /// ```
     pub fn deliver(&self, packet: &OutgoingPacket, volatile: bool) -> Result<(), EmitError> {
+        if let Some(rec) = &self.0.recovery {
+            if rec.barrier.load(Ordering::Acquire) {
+                let mut held = rec.held.lock();
+                if rec.barrier.load(Ordering::Acquire) {
+                    held.push((packet.clone(), volatile));
+                    return Ok(());
+                }
+            }
+            if let Some(offset) = packet.offset() {
+                rec.last_sent.fetch_max(offset, Ordering::Relaxed);
+            }
+        }
+        self.send_now(packet, volatile)
+    }
+
+    fn send_now(&self, packet: &OutgoingPacket, volatile: bool) -> Result<(), EmitError> {
         let packets = packet.engine_packets();
         let result = match packets {
             [one] if volatile => self.0.session.send_volatile(one.clone()),
@@ -723,7 +838,17 @@ impl Socket {
     /// then dispatches the events that arrived meanwhile.
     pub(crate) async fn run_connect(self) {
         let ns = self.0.ns.clone();
-        for middleware in ns.middlewares() {
+        let restored = self.resume().await;
+        let skip_middlewares = restored.is_some()
+            && ns
+                .recovery()
+                .is_some_and(|store| store.config().skip_middlewares);
+        let middlewares = if skip_middlewares {
+            Vec::new()
+        } else {
+            ns.middlewares()
+        };
+        for middleware in middlewares {
             let refusal = match AssertUnwindSafe(middleware(self.clone()))
                 .catch_unwind()
                 .await
@@ -743,6 +868,7 @@ impl Socket {
                 state.phase = Phase::Disconnected;
             }
             self.detach_from_connection();
+            self.mark_cleaned();
             let _ = self.0.session.send(packet::encode_connect_error(
                 ns.name(),
                 refusal.message(),
@@ -760,22 +886,27 @@ impl Socket {
             ns.0.sockets.write().insert(self.0.id, self.clone());
         }
         let adapter = ns.adapter();
-        if let Err(error) = adapter
-            .add_all(self.0.id, vec![Room::from(self.0.id)])
-            .await
-        {
-            tracing::error!(socket = %self.0.id, %error, "could not join the socket's own room");
+        let mut rooms = vec![Room::from(self.0.id)];
+        if let (Some(rec), Some(store)) = (&self.0.recovery, ns.recovery()) {
+            store.register_live(rec.pid, self.0.id, rec.cleanup.clone());
+            rec.connected_at.store(store.head(), Ordering::Relaxed);
+        }
+        if let Some(restored) = &restored {
+            for room in &restored.rooms {
+                if !rooms.contains(room) {
+                    rooms.push(room.clone());
+                }
+            }
+        }
+        if let Err(error) = adapter.add_all(self.0.id, rooms.clone()).await {
+            tracing::error!(socket = %self.0.id, %error, "could not join the socket's rooms");
         }
         if !self.connected() {
             let _ = adapter.del_all(self.0.id).await;
+            self.mark_cleaned();
             return;
         }
-        if self
-            .0
-            .session
-            .send(packet::encode_connect(ns.name(), self.0.id.as_str()))
-            .is_err()
-        {
+        if self.send_connect_reply(restored.as_ref(), &rooms).is_err() {
             return;
         }
         if let Some(on_connect) = ns.connect_handler() {
@@ -797,6 +928,112 @@ impl Socket {
         };
         for incoming in buffered {
             self.dispatch(incoming);
+        }
+    }
+
+    /// Settles a resume the client asked for: takes over a socket that still
+    /// holds the session, then restores the persisted state.
+    async fn resume(&self) -> Option<Restored> {
+        let rec = self.0.recovery.as_ref()?;
+        let resume = rec.resume.lock().take()?;
+        let store = self.0.ns.recovery()?;
+        let restored = match resume.restored {
+            Some(restored) => Ok(restored),
+            None => {
+                if let Some(old) = resume.takeover {
+                    old.take_over();
+                }
+                if let Some(cleanup) = resume.cleanup {
+                    if !cleanup.wait(Duration::from_secs(5)).await {
+                        tracing::warn!(socket = %self.0.id, "the previous socket did not finish its cleanup in 5 s");
+                    }
+                }
+                store.restore(rec.pid, resume.offset.as_deref())
+            }
+        };
+        match restored {
+            Ok(restored) if restored.sid != self.0.id => {
+                tracing::warn!(socket = %self.0.id, "recovery token now names another socket: fresh session");
+                None
+            }
+            Ok(mut restored) => {
+                self.0
+                    .extensions
+                    .restore(std::mem::take(&mut restored.extensions));
+                rec.recovered.store(true, Ordering::Relaxed);
+                Some(restored)
+            }
+            Err(miss) => {
+                tracing::info!(socket = %self.0.id, ?miss, "connection state not recovered: fresh session");
+                None
+            }
+        }
+    }
+
+    /// Queues the CONNECT reply, then (after a restore) every packet the
+    /// client missed, then what arrived meanwhile, and opens the way for the rest.
+    fn send_connect_reply(
+        &self,
+        restored: Option<&Restored>,
+        rooms: &[Room],
+    ) -> Result<(), EmitError> {
+        let ns = self.ns_name();
+        let Some(rec) = &self.0.recovery else {
+            return self
+                .0
+                .session
+                .send(packet::encode_connect(ns, self.0.id.as_str()))
+                .map_err(EmitError::Send);
+        };
+        let connect =
+            packet::encode_connect_with_pid(ns, self.0.id.as_str(), Some(rec.pid.as_str()));
+        let flush = |missed: Vec<OutgoingPacket>, skip_through: u64| -> Result<(), EmitError> {
+            let mut held = rec.held.lock();
+            self.0.session.send(connect).map_err(EmitError::Send)?;
+            for packet in &missed {
+                self.send_now(packet, false)?;
+                if let Some(offset) = packet.offset() {
+                    rec.last_sent.fetch_max(offset, Ordering::Relaxed);
+                }
+            }
+            for (packet, volatile) in held.drain(..) {
+                // Recorded before the replay was taken: already in it.
+                if packet.offset().is_some_and(|o| o <= skip_through) {
+                    continue;
+                }
+                if let Some(offset) = packet.offset() {
+                    rec.last_sent.fetch_max(offset, Ordering::Relaxed);
+                }
+                let _ = self.send_now(&packet, volatile);
+            }
+            *held = Vec::new();
+            rec.barrier.store(false, Ordering::Release);
+            Ok(())
+        };
+        let Some(store) = self.0.ns.recovery() else {
+            return flush(Vec::new(), 0);
+        };
+        match restored {
+            Some(restored) => {
+                rec.connected_at.store(restored.from, Ordering::Relaxed);
+                store.replay(restored.from, rooms, flush)
+            }
+            None => store.with_log_held(|_| flush(Vec::new(), 0)),
+        }
+    }
+
+    fn mark_cleaned(&self) {
+        if let Some(rec) = &self.0.recovery {
+            rec.cleanup.mark();
+        }
+    }
+
+    /// Ends this socket because its client came back on another connection.
+    fn take_over(&self) {
+        self.close_with(DisconnectReason::TakenOver, false);
+        if self.0.session.data().sockets().is_empty() {
+            // Nothing else uses the old connection (half-open, or a poller that left).
+            self.0.session.close(CloseReason::TakenOver);
         }
     }
 
@@ -903,8 +1140,20 @@ impl Socket {
         }
         let handlers = std::mem::take(&mut *self.0.handlers.lock());
         let socket = self.clone();
+        // What the log holds when the socket leaves (recovery).
+        let persist = match (&self.0.recovery, self.0.ns.recovery()) {
+            (Some(_), Some(store)) if reason.is_recoverable() && was != Phase::Connecting => {
+                Some(store.head())
+            }
+            _ => None,
+        };
         let run = async move {
-            if let Err(error) = socket.0.ns.adapter().del_all(socket.0.id).await {
+            let adapter = socket.0.ns.adapter().clone();
+            let rooms = match persist {
+                Some(_) => adapter.socket_rooms(socket.0.id).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            if let Err(error) = adapter.del_all(socket.0.id).await {
                 tracing::error!(socket = %socket.0.id, %error, "could not leave rooms");
             }
             if was != Phase::Connecting {
@@ -912,7 +1161,25 @@ impl Socket {
                     on_disconnect(socket.clone(), reason).await;
                 }
             }
+            if let (Some(rec), Some(store)) = (&socket.0.recovery, socket.0.ns.recovery()) {
+                if let Some(disconnected_head) = persist {
+                    store.persist(
+                        rec.pid,
+                        Persisted {
+                            sid: socket.0.id,
+                            rooms,
+                            extensions: socket.0.extensions.take(),
+                            disconnected_at: Instant::now(),
+                            last_sent: rec.last_sent.load(Ordering::Relaxed),
+                            disconnected_head,
+                            connected_at: rec.connected_at.load(Ordering::Relaxed),
+                        },
+                    );
+                }
+                store.unregister_live(rec.pid, socket.0.id);
+            }
             socket.0.extensions.clear();
+            socket.mark_cleaned();
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
