@@ -756,6 +756,8 @@ var PollingTransport = class extends Transport {
     this._paused = false;
     this._pauseWaiters = [];
     this._abort = new AbortController();
+    this._ack = 0;
+    this._retries = 0;
   }
   open() {
     this.writable = false;
@@ -772,7 +774,8 @@ var PollingTransport = class extends Transport {
     this._polling = true;
     const first = !this.sid;
     try {
-      const res = await this.fetch(this.uri({ t: this._cacheBuster() }), {
+      const query = first ? { t: this._cacheBuster() } : { t: this._cacheBuster(), ack: String(this._ack) };
+      const res = await this.fetch(this.uri(query), {
         method: "GET",
         headers: this._headers(),
         credentials: this.opts.credentials ?? "same-origin",
@@ -783,6 +786,9 @@ var PollingTransport = class extends Transport {
       const body = await res.text();
       if (this.closed) return;
       const packets = decodePayload(body);
+      const seq = Number(res.headers.get("x-tidewire-seq"));
+      if (Number.isSafeInteger(seq) && seq > 0) this._ack = seq;
+      this._retries = 0;
       if (first) {
         this.writable = true;
         this.emitEvent("open");
@@ -797,6 +803,15 @@ var PollingTransport = class extends Transport {
       }
     } catch (err) {
       this._polling = false;
+      const httpFailure = (
+        /** @type {any} */
+        err?.status !== void 0
+      );
+      if (!this.closed && !first && !httpFailure && !this._paused && this._retries < 2) {
+        this._retries++;
+        setTimeout(() => this._poll(), 100 * this._retries);
+        return;
+      }
       if (!this.closed) this._onClose(
         "transport error",
         /** @type {Error} */

@@ -18,6 +18,10 @@ export class PollingTransport extends Transport {
     /** @type {((value?: any) => void)[]} */
     this._pauseWaiters = [];
     this._abort = new AbortController();
+    // Sequence number of the last packet received (tidewire servers number poll
+    // answers in `x-tidewire-seq`); sent back as `ack` so a lost answer is sent again.
+    this._ack = 0;
+    this._retries = 0;
   }
 
   open() {
@@ -38,7 +42,8 @@ export class PollingTransport extends Transport {
     this._polling = true;
     const first = !this.sid;
     try {
-      const res = await this.fetch(this.uri({ t: this._cacheBuster() }), {
+      const query = first ? { t: this._cacheBuster() } : { t: this._cacheBuster(), ack: String(this._ack) };
+      const res = await this.fetch(this.uri(query), {
         method: 'GET',
         headers: this._headers(),
         credentials: this.opts.credentials ?? 'same-origin',
@@ -49,6 +54,9 @@ export class PollingTransport extends Transport {
       const body = await res.text();
       if (this.closed) return;
       const packets = decodePayload(body);
+      const seq = Number(res.headers.get('x-tidewire-seq'));
+      if (Number.isSafeInteger(seq) && seq > 0) this._ack = seq;
+      this._retries = 0;
       if (first) {
         this.writable = true;
         this.emitEvent('open');
@@ -63,6 +71,14 @@ export class PollingTransport extends Transport {
       }
     } catch (err) {
       this._polling = false;
+      // A GET cut at the network level (not an HTTP error) is retried a couple of
+      // times: the server sends unconfirmed packets again, so nothing is lost.
+      const httpFailure = /** @type {any} */ (err)?.status !== undefined;
+      if (!this.closed && !first && !httpFailure && !this._paused && this._retries < 2) {
+        this._retries++;
+        setTimeout(() => this._poll(), 100 * this._retries);
+        return;
+      }
       if (!this.closed) this._onClose('transport error', /** @type {Error} */ (err));
       this._checkPaused();
       return;

@@ -24,6 +24,14 @@ impl<'a> EngineQuery<'a> {
     }
 }
 
+/// A numeric query parameter (`ack=12`), if present and valid.
+pub(crate) fn query_u64(query: Option<&str>, key: &str) -> Option<u64> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.parse().ok()).flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +43,12 @@ mod tests {
         assert_eq!(q.transport, Some("polling"));
         assert_eq!(q.sid, Some("xyz"));
         assert_eq!(EngineQuery::parse(None), EngineQuery::default());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(query_u64(Some("EIO=4&ack=12&sid=x"), "ack"), Some(12));
+        assert_eq!(query_u64(Some("ack=nope"), "ack"), None);
+        assert_eq!(query_u64(None, "ack"), None);
     }
 }

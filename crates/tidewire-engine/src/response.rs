@@ -88,6 +88,11 @@ pub(crate) fn apply_cors(
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    // Lets a cross-origin client read the poll answer's sequence number.
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-tidewire-seq"),
+    );
     if config.cors_credentials {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,

@@ -335,3 +335,70 @@ async fn static_assets_are_served_with_revalidation() {
         "not an asset: an engine request"
     );
 }
+
+#[tokio::test]
+async fn a_lost_poll_answer_is_sent_again_to_a_client_that_confirms() {
+    let server = start(EngineConfig::default()).await;
+    let (sid, _) = open_polling(server.addr).await;
+    let session = server.engine.session(&sid.parse().unwrap()).unwrap();
+    let path = |ack: u64| format!("{}&ack={ack}", poll_path(&sid));
+    session.send_text("a").unwrap();
+    session.send_text("b").unwrap();
+    let first = get(server.addr, &path(0)).await;
+    assert_eq!(first.text(), "4a\x1e4b");
+    assert_eq!(first.headers["x-tidewire-seq"], "2");
+    // Suppose that answer never arrived: the next poll still confirms 0.
+    session.send_text("c").unwrap();
+    let again = get(server.addr, &path(0)).await;
+    assert_eq!(
+        again.text(),
+        "4a\x1e4b\x1e4c",
+        "unconfirmed packets come again, in order"
+    );
+    assert_eq!(again.headers["x-tidewire-seq"], "3");
+    // Confirmed: nothing is sent twice.
+    session.send_text("d").unwrap();
+    assert_eq!(get(server.addr, &path(3)).await.text(), "4d");
+    // Official clients never send ack= and get plain polling.
+    session.send_text("e").unwrap();
+    let plain = get(server.addr, &poll_path(&sid)).await;
+    assert!(plain.text().ends_with("4e"));
+}
+
+#[tokio::test]
+async fn a_confirming_clients_retry_replaces_a_stale_poll() {
+    let server = start(EngineConfig::default()).await;
+    let (sid, _) = open_polling(server.addr).await;
+    let addr = server.addr;
+    let path = format!("{}&ack=0", poll_path(&sid));
+    let stale = {
+        let path = path.clone();
+        tokio::spawn(async move { get(addr, &path).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The client's connection died without the server noticing; it polls again.
+    let retry = {
+        let path = path.clone();
+        tokio::spawn(async move { get(addr, &path).await })
+    };
+    let stale = tokio::time::timeout(Duration::from_secs(5), stale)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stale.text(), "6", "the replaced poll takes nothing");
+    server
+        .engine
+        .session(&sid.parse().unwrap())
+        .unwrap()
+        .send_text("x")
+        .unwrap();
+    let retry = tokio::time::timeout(Duration::from_secs(5), retry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retry.text(), "4x");
+    assert!(
+        server.recorder.closed.lock().is_empty(),
+        "not a protocol error for a confirming client"
+    );
+}

@@ -59,8 +59,12 @@ struct Probe {
 /// What a pending long-poll should answer, if it should answer now.
 #[derive(Debug)]
 pub(crate) enum PollAnswer {
-    /// Packets to send.
-    Packets(VecDeque<EncodedPacket>),
+    /// Packets to send; `last_seq` is the last one's sequence number for a
+    /// client that confirms what it receives.
+    Packets {
+        packets: VecDeque<EncodedPacket>,
+        last_seq: Option<u64>,
+    },
     /// A noop (`6`), to end a poll during or after an upgrade.
     Noop,
     /// The session is closed; answer a close packet.
@@ -78,12 +82,17 @@ pub(crate) struct SessionState {
     queued_bytes: usize,
     closed: Option<CloseReason>,
     poll_active: bool,
+    /// Which pending GET is the current one (a confirming client's retry replaces a stale one).
+    poll_gen: u32,
     post_active: bool,
     /// The SSE stream allowed to write (a new stream replaces the old one).
     sse_stream: u32,
-    /// Id of the last SSE event written.
-    sse_seq: u64,
-    /// SSE events written but not yet confirmed by the client (`ack=` or `Last-Event-ID`).
+    /// Sequence number of the last packet written to a client that confirms
+    /// what it receives (SSE event ids; long-polling with `ack=`).
+    down_seq: u64,
+    /// A long-polling client that confirms its polls (`ack=`): its answers are kept until confirmed.
+    acked_polling: bool,
+    /// Packets written but not yet confirmed by such a client (`ack=` or `Last-Event-ID`).
     retained: VecDeque<(u64, EncodedPacket)>,
     retained_bytes: usize,
     next_ping_at: Instant,
@@ -101,9 +110,11 @@ impl SessionState {
             queued_bytes: 0,
             closed: None,
             poll_active: false,
+            poll_gen: 0,
             post_active: false,
             sse_stream: 0,
-            sse_seq: 0,
+            down_seq: 0,
+            acked_polling: false,
             retained: VecDeque::new(),
             retained_bytes: 0,
             next_ping_at: now + limits.ping_interval,
@@ -240,25 +251,61 @@ impl SessionState {
     // ----- long-polling -----
 
     /// A GET arrived. Refused (protocol error) when one is already pending.
-    pub(crate) fn begin_poll(&mut self) -> Result<(), PollConflict> {
-        if self.poll_active {
-            return Err(PollConflict::ConcurrentGet);
-        }
+    ///
+    /// `ack` is tidewire's extension: the sequence number of the last packet
+    /// the client received. A client that sends it gets every unconfirmed
+    /// packet again, so a poll answer lost in flight loses nothing.
+    ///
+    /// A second GET while one is pending breaks the protocol, except from a
+    /// confirming client: its retry after a cut the server did not see
+    /// replaces the stale GET, which then answers a noop and takes nothing.
+    pub(crate) fn begin_poll(&mut self, ack: Option<u64>) -> Result<u32, PollConflict> {
         if self.transport != TransportKind::Polling {
             return Err(PollConflict::WrongTransport);
         }
+        if self.poll_active && !(self.acked_polling && ack.is_some()) {
+            return Err(PollConflict::ConcurrentGet);
+        }
+        if let Some(ack) = ack {
+            self.acked_polling = true;
+            self.ack(ack);
+        }
         self.poll_active = true;
-        Ok(())
+        self.poll_gen = self.poll_gen.wrapping_add(1);
+        Ok(self.poll_gen)
     }
 
-    pub(crate) fn end_poll(&mut self) {
-        self.poll_active = false;
+    pub(crate) fn end_poll(&mut self, poll: u32) {
+        if self.poll_gen == poll {
+            self.poll_active = false;
+        }
     }
 
-    /// What the pending GET should answer now, or `None` to keep waiting.
-    pub(crate) fn poll_answer(&mut self) -> Option<PollAnswer> {
+    /// What pending GET `poll` should answer now, or `None` to keep waiting.
+    pub(crate) fn poll_answer(&mut self, poll: u32) -> Option<PollAnswer> {
+        if self.poll_gen != poll {
+            return Some(PollAnswer::Noop);
+        }
+        if self.acked_polling && !(self.queue.is_empty() && self.retained.is_empty()) {
+            // Unconfirmed packets first (the last answer may have been lost), then new ones.
+            let mut packets: VecDeque<EncodedPacket> =
+                self.retained.iter().map(|(_, p)| p.clone()).collect();
+            for packet in self.take_queue() {
+                self.down_seq += 1;
+                self.retained_bytes += packet.len();
+                self.retained.push_back((self.down_seq, packet.clone()));
+                packets.push_back(packet);
+            }
+            return Some(PollAnswer::Packets {
+                packets,
+                last_seq: Some(self.down_seq),
+            });
+        }
         if !self.queue.is_empty() {
-            return Some(PollAnswer::Packets(self.take_queue()));
+            return Some(PollAnswer::Packets {
+                packets: self.take_queue(),
+                last_seq: None,
+            });
         }
         if self.closed.is_some() {
             return Some(PollAnswer::Closed);
@@ -326,10 +373,10 @@ impl SessionState {
         let queue = self.take_queue();
         let mut events = Vec::with_capacity(queue.len());
         for packet in queue {
-            self.sse_seq += 1;
+            self.down_seq += 1;
             self.retained_bytes += packet.len();
-            self.retained.push_back((self.sse_seq, packet.clone()));
-            events.push((self.sse_seq, packet));
+            self.retained.push_back((self.down_seq, packet.clone()));
+            events.push((self.down_seq, packet));
         }
         if self.closed.is_some() {
             SseStep::Finish(events)
@@ -496,15 +543,19 @@ mod tests {
     fn poll_waits_until_there_is_something_to_say() {
         let l = limits();
         let mut s = SessionState::new(TransportKind::Polling, Instant::now(), &l);
-        s.begin_poll().unwrap();
-        assert_eq!(s.begin_poll(), Err(PollConflict::ConcurrentGet));
-        assert!(s.poll_answer().is_none());
+        let poll = s.begin_poll(None).unwrap();
+        assert_eq!(s.begin_poll(None), Err(PollConflict::ConcurrentGet));
+        assert!(s.poll_answer(poll).is_none());
         s.push_all([msg("a")], &l).unwrap();
-        assert!(matches!(s.poll_answer(), Some(PollAnswer::Packets(q)) if q.len() == 1));
-        s.end_poll();
+        assert!(
+            matches!(s.poll_answer(poll), Some(PollAnswer::Packets { packets: q, .. }) if q.len() == 1)
+        );
+        s.end_poll(poll);
         s.close(CloseReason::ForcedClose);
-        assert!(matches!(s.poll_answer(), Some(PollAnswer::Packets(q)) if q.len() == 1));
-        assert!(matches!(s.poll_answer(), Some(PollAnswer::Closed)));
+        assert!(
+            matches!(s.poll_answer(poll), Some(PollAnswer::Packets { packets: q, .. }) if q.len() == 1)
+        );
+        assert!(matches!(s.poll_answer(poll), Some(PollAnswer::Closed)));
     }
 
     #[test]
@@ -514,20 +565,20 @@ mod tests {
         let mut s = SessionState::new(TransportKind::Polling, t0, &l);
         let conn = s.begin_probe(t0, &l).unwrap();
         assert_eq!(s.begin_probe(t0, &l), Err(ProbeRefused::ProbeInProgress));
-        s.begin_poll().unwrap();
+        let poll = s.begin_poll(None).unwrap();
         assert!(
-            s.poll_answer().is_none(),
+            s.poll_answer(poll).is_none(),
             "probe alone does not end the poll"
         );
         assert!(s.probe_pinged(conn));
-        assert!(matches!(s.poll_answer(), Some(PollAnswer::Noop)));
-        s.end_poll();
+        assert!(matches!(s.poll_answer(poll), Some(PollAnswer::Noop)));
+        s.end_poll(poll);
         s.push_all([msg("during")], &l).unwrap();
         assert!(!s.is_active(conn));
         assert!(s.complete_upgrade(conn));
         assert!(s.is_active(conn));
         assert_eq!(s.transport(), TransportKind::WebSocket);
-        assert_eq!(s.begin_poll(), Err(PollConflict::WrongTransport));
+        assert_eq!(s.begin_poll(None), Err(PollConflict::WrongTransport));
         assert_eq!(
             s.take_queue().len(),
             1,
@@ -565,6 +616,33 @@ mod tests {
         assert_eq!(
             s.push_all([msg("d"), msg("e"), msg("f"), msg("g")], &l),
             Ok(true)
+        );
+    }
+
+    #[test]
+    fn acked_polls_resend_what_was_not_confirmed() {
+        let l = limits();
+        let mut s = SessionState::new(TransportKind::Polling, Instant::now(), &l);
+        let poll = s.begin_poll(Some(0)).unwrap();
+        s.push_all([msg("a"), msg("b")], &l).unwrap();
+        let Some(PollAnswer::Packets { packets, last_seq }) = s.poll_answer(poll) else {
+            panic!()
+        };
+        assert_eq!((packets.len(), last_seq), (2, Some(2)));
+        s.end_poll(poll);
+        // That answer was lost: the client confirms only what it had before.
+        let poll = s.begin_poll(Some(0)).unwrap();
+        s.push_all([msg("c")], &l).unwrap();
+        let Some(PollAnswer::Packets { packets, last_seq }) = s.poll_answer(poll) else {
+            panic!()
+        };
+        assert_eq!(packets, [msg("a"), msg("b"), msg("c")]);
+        assert_eq!(last_seq, Some(3));
+        s.end_poll(poll);
+        let poll = s.begin_poll(Some(3)).unwrap();
+        assert!(
+            s.poll_answer(poll).is_none(),
+            "everything confirmed: the poll waits"
         );
     }
 

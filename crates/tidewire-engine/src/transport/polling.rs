@@ -11,11 +11,16 @@ use super::Transport;
 use crate::config::HandshakeRequest;
 use crate::engine::EngineCore;
 use crate::packet::{decode_payload, encode_payload, EncodedPacket, PacketType};
+use crate::query::query_u64;
 use crate::response::{text_response, ProtocolError};
 use crate::session::state::{PollAnswer, PollConflict};
 use crate::{CloseReason, EngineHandler, Session, TransportKind};
 
 pub(crate) struct Polling;
+
+/// The sequence number of the last packet in a poll answer, for clients that
+/// confirm with `ack=` (tidewire's extension; see docs/engine.md).
+pub(crate) const SEQ_HEADER: &str = "x-tidewire-seq";
 
 impl Transport for Polling {
     const KIND: TransportKind = TransportKind::Polling;
@@ -37,7 +42,7 @@ impl Transport for Polling {
         request: Request<Body>,
     ) -> Response<Body> {
         match *request.method() {
-            Method::GET => poll(session).await,
+            Method::GET => poll(session, query_u64(request.uri().query(), "ack")).await,
             Method::POST => receive_post(core, &session, request.into_body()).await,
             _ => ProtocolError::BadRequest.response_with(Some("long-polling takes GET or POST")),
         }
@@ -45,18 +50,18 @@ impl Transport for Polling {
 }
 
 /// Ends the session's poll when the GET's future finishes or is dropped (client gone).
-struct PollGuard<'a, D: Send + Sync + 'static>(&'a Session<D>);
+struct PollGuard<'a, D: Send + Sync + 'static>(&'a Session<D>, u32);
 
 impl<D: Send + Sync + 'static> Drop for PollGuard<'_, D> {
     fn drop(&mut self) {
-        self.0.with_state(|s| s.end_poll());
+        self.0.with_state(|s| s.end_poll(self.1));
     }
 }
 
 /// A GET: wait until there is something to say, then say all of it.
-async fn poll<D: Send + Sync + 'static>(session: Session<D>) -> Response<Body> {
-    match session.with_state(|s| s.begin_poll()) {
-        Ok(()) => {}
+async fn poll<D: Send + Sync + 'static>(session: Session<D>, ack: Option<u64>) -> Response<Body> {
+    let poll = match session.with_state(|s| s.begin_poll(ack)) {
+        Ok(poll) => poll,
         Err(PollConflict::ConcurrentGet) => {
             tracing::debug!(sid = %session.id(), "second concurrent poll: closing session");
             session.close(CloseReason::ParseError);
@@ -67,23 +72,35 @@ async fn poll<D: Send + Sync + 'static>(session: Session<D>) -> Response<Body> {
             return ProtocolError::BadRequest
                 .response_with(Some("this session no longer uses long-polling"));
         }
-    }
-    let _guard = PollGuard(&session);
+    };
+    // A replaced GET must stop waiting.
+    session.wake();
+    let _guard = PollGuard(&session, poll);
     let answer = loop {
         let changed = session.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        if let Some(answer) = session.with_state(|s| s.poll_answer()) {
+        if let Some(answer) = session.with_state(|s| s.poll_answer(poll)) {
             break answer;
         }
         changed.await;
     };
-    let body = match answer {
-        PollAnswer::Packets(packets) => encode_payload(&packets),
-        PollAnswer::Noop => encode_payload(&[EncodedPacket::control(PacketType::Noop)]),
-        PollAnswer::Closed => encode_payload(&[EncodedPacket::control(PacketType::Close)]),
+    let (body, last_seq) = match answer {
+        PollAnswer::Packets { packets, last_seq } => (encode_payload(&packets), last_seq),
+        PollAnswer::Noop => (
+            encode_payload(&[EncodedPacket::control(PacketType::Noop)]),
+            None,
+        ),
+        PollAnswer::Closed => (
+            encode_payload(&[EncodedPacket::control(PacketType::Close)]),
+            None,
+        ),
     };
-    text_response(StatusCode::OK, body)
+    let mut response = text_response(StatusCode::OK, body);
+    if let Some(seq) = last_seq {
+        response.headers_mut().insert(SEQ_HEADER, seq.into());
+    }
+    response
 }
 
 /// A POST carrying packets up (long-polling and SSE share it).

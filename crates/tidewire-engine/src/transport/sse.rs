@@ -13,6 +13,7 @@ use super::Transport;
 use crate::config::HandshakeRequest;
 use crate::engine::EngineCore;
 use crate::packet::EncodedPacket;
+use crate::query::query_u64;
 use crate::response::ProtocolError;
 use crate::session::state::{PollConflict, SseStep};
 use crate::{EngineHandler, Session, TransportKind};
@@ -58,13 +59,6 @@ impl Transport for Sse {
                 .response_with(Some("SSE takes GET (stream) or POST (upstream)")),
         }
     }
-}
-
-fn query_u64(query: Option<&str>, key: &str) -> Option<u64> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| v.parse().ok()).flatten()
-    })
 }
 
 fn stream_response<H: EngineHandler>(
@@ -208,12 +202,5 @@ mod tests {
             "id: 6\nevent: t64\ndata: NGENYg==\n\n"
         );
         assert_eq!(event(0, EncodedPacket::message("x")), "data: 4x\n\n");
-    }
-
-    #[test]
-    fn query_numbers() {
-        assert_eq!(query_u64(Some("EIO=4&ack=12&sid=x"), "ack"), Some(12));
-        assert_eq!(query_u64(Some("ack=nope"), "ack"), None);
-        assert_eq!(query_u64(None, "ack"), None);
     }
 }
