@@ -6,11 +6,11 @@
 // <repo>/target/debug, i.e. ../target/debug relative to client-js/). Build them with
 // `cargo build -p tidewire-examples`.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import { startServer as startBinary } from '../../tests/lib/server.mjs';
 
 export const CLIENT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(CLIENT_ROOT, '..');
@@ -34,76 +34,12 @@ export function binary(name) {
   return bin;
 }
 
-const running = new Set();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 /**
  * Starts `name` with PORT (default 0: any free port) and `env`; resolves with
  * { url, port, stop, kill, logs } once it printed `listening on http://HOST:PORT`.
  */
-export async function startServer(name, env = {}, { startTimeoutMs = 10_000 } = {}) {
-  const bin = binary(name);
-  const child = spawn(bin, [], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    if (process.env.TIDEWIRE_SERVER_LOGS) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-16_384);
-  });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${bin} did not print "listening on http://HOST:PORT" within ${startTimeoutMs} ms; stderr:\n${stderr}`));
-    }, startTimeoutMs);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1].replace(/\/$/, ''));
-      }
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not start ${bin}: ${err.message}`));
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${bin} exited (code ${code}, signal ${signal}) before listening; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    url,
-    port: new URL(url).port,
-    logs: () => stderr,
-    /** SIGTERM (graceful: sessions get a close packet), SIGKILL after 5 s. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        const result = await exited;
-        clearTimeout(killer);
-        return result;
-      }
-      return exited;
-    },
-    /** SIGKILL: the connections just drop. */
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      return exited;
-    },
-  };
+export function startServer(name, env = {}, opts = {}) {
+  return startBinary(binary(name), env, { logsEnv: 'TIDEWIRE_SERVER_LOGS', ...opts });
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

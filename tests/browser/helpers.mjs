@@ -3,16 +3,15 @@
 //
 // Not a test file (node --test only picks `*.test.mjs`).
 
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
+
+import { startServer } from '../lib/server.mjs';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 // Same rule as cargo: CARGO_TARGET_DIR (relative to the current directory) or <repo>/target.
@@ -23,72 +22,17 @@ export const SCREENSHOTS = path.join(TARGET_DIR, 'screenshots');
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// Children still running when the process exits (a crash, a failed hook) are killed.
-const running = new Set();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 /**
  * Starts the chat example on `port` (0: a free one), waits for its
  * `listening on http://HOST:PORT` line; returns { url, port, logs(), stop(signal) }.
+ * stop() sends SIGTERM: no graceful shutdown, the connections just drop.
  */
-export async function startChat({ port = 0, startTimeoutMs = 15_000 } = {}) {
-  if (!existsSync(CHAT_BIN)) {
-    throw new Error(`chat binary not found: ${CHAT_BIN}\nbuild it with \`cargo build -p tidewire-examples --bin chat\``);
-  }
-  const child = spawn(CHAT_BIN, [], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+export function startChat({ port = 0, startTimeoutMs = 15_000 } = {}) {
+  return startServer(CHAT_BIN, { PORT: String(port) }, {
+    startTimeoutMs,
+    logsEnv: 'E2E_SERVER_LOGS',
+    hint: 'build it with `cargo build -p tidewire-examples --bin chat`',
   });
-  running.add(child);
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk) => {
-    if (process.env.E2E_SERVER_LOGS) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-16_384);
-  });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`chat did not print "listening on" within ${startTimeoutMs} ms; stderr:\n${stderr}`));
-    }, startTimeoutMs);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not start ${CHAT_BIN}: ${err.message}`));
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`chat exited (code ${code}, signal ${signal}) before listening; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    url,
-    port: Number(new URL(url).port),
-    logs: () => stderr,
-    /** Stops the server (SIGTERM: no graceful shutdown, the connections just drop). */
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill(signal);
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(killer);
-      }
-      return exited;
-    },
-  };
 }
 
 /**

@@ -3,11 +3,10 @@
 //
 // This file is not a test file (node --test only picks `*.test.mjs` here).
 
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import { startServer as startBinary } from '../lib/server.mjs';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -19,83 +18,12 @@ export function debugBinary(name) {
   return path.join(TARGET_DIR, 'debug', name);
 }
 
-// Servers still running when the process exits (a crash, an unhandled error)
-// are killed here so they never outlive the test run.
-const running = new Set();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 /**
  * Spawns `bin` with PORT=0 (any free port) plus `env`, waits for its
  * `listening on http://HOST:PORT` line and returns { url, stop, logs }.
- * stop() sends SIGTERM (SIGKILL after 5 s) and resolves with { code, signal }.
  */
-export async function startServer(bin, env = {}, { startTimeoutMs = 10_000 } = {}) {
-  if (!existsSync(bin)) {
-    throw new Error(
-      `server binary not found: ${bin}\n` +
-        'build it first with `cargo build --workspace --all-targets` (or run `bash scripts/test.sh`)',
-    );
-  }
-  const child = spawn(bin, [], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-
-  // Keep the tail of stderr so a failure can show what the server said.
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    if (process.env.INTEROP_SERVER_LOGS) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-16_384);
-  });
-
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${bin} did not print "listening on http://HOST:PORT" within ${startTimeoutMs} ms; stderr:\n${stderr}`));
-    }, startTimeoutMs);
-    // Read stdout to the end (not just the first line) so its pipe never fills.
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1].replace(/\/$/, ''));
-      }
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not start ${bin}: ${err.message}`));
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${bin} exited (code ${code}, signal ${signal}) before listening; stderr:\n${stderr}`));
-    });
-  });
-
-  return {
-    url,
-    logs: () => stderr,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        const result = await exited;
-        clearTimeout(killer);
-        return result;
-      }
-      return exited;
-    },
-  };
+export function startServer(bin, env = {}, opts = {}) {
+  return startBinary(bin, env, { logsEnv: 'INTEROP_SERVER_LOGS', ...opts });
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
