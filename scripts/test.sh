@@ -154,6 +154,17 @@ node client-js/scripts/check-dist.mjs
 section "client-js tests (unit, and against the built servers)"
 counted node --test client-js/test/
 
+# --- fault injection (issue #7) ---
+# Connection state recovery through a cutting TCP proxy (tests/faults), at CI size;
+# the full proof (20 clients, 10,000 numbers, >= 20 cuts each, every transport) is
+# `node --test tests/faults/` (about 6 minutes).
+section "npm dependencies (tests/faults)"
+npm_deps tests/faults
+
+section "fault-injection tests (tests/faults, CI size)"
+counted env FAULT_COUNT=2000 FAULT_CUTS=5 node --test tests/faults/
+# --- end of fault injection (issue #7) ---
+
 # --- browser end-to-end (issue #4) ---
 # The chat example (examples/chat) in Debian's chromium driven by playwright-core:
 # direct, behind real nginx proxies (tests/nginx) and across a server restart.

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Environment: `HOST` (127.0.0.1), `PORT` (3000; 0 picks a free port),
-//! `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`, `ACK_TIMEOUT_MS`, `CONNECT_TIMEOUT_MS`, `RUST_LOG`.
+//! `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`, `ACK_TIMEOUT_MS`, `CONNECT_TIMEOUT_MS`, `RUST_LOG`,
+//! `RECOVERY_WINDOW_MS` (connection state recovery with that window; unset: off).
 //! Prints `listening on http://HOST:PORT` on stdout once bound.
 //!
 //! # Namespace `/`
@@ -31,6 +32,14 @@
 //! - `close-me` → the server closes the whole connection
 //! - `watch` → joins room `observers`, which receives `left` `{id, ns, reason}` whenever a socket
 //!   of `/` or `/admin` disconnects
+//! - `stream` `{room, count, rate, directEvery}` (fault-injection contract, tests/faults):
+//!   emits `n` with the numbers 1..=count, `rate` per second, to room `room`; every
+//!   `directEvery`-th number (0: none) is instead a direct emit to each member of the stream:
+//!   the sockets `fetch_sockets` finds in the room, plus every socket id found there earlier
+//!   in this stream (a socket waiting for its recovery is in no room, but keeps its id, so
+//!   what is emitted to that id is recorded for it). Acks `{sent}` once done.
+//! - `recovered` → acks whether this socket was recovered (`socket.recovered()`), and
+//!   `recovery-stats` → acks `{connects, recovered}` counted on `/` since the server started
 //!
 //! # Namespace `/admin`
 //! A middleware accepts `auth.token == "secret"` and refuses anything else with
@@ -88,6 +97,65 @@ struct JoinMove {
     to: String,
 }
 
+#[derive(Deserialize)]
+struct Stream {
+    room: String,
+    count: u64,
+    rate: f64,
+    #[serde(rename = "directEvery", default)]
+    direct_every: u64,
+}
+
+/// Connects and recovered connects on `/` (`recovery-stats`).
+struct RecoveryStats {
+    connects: std::sync::atomic::AtomicU64,
+    recovered: std::sync::atomic::AtomicU64,
+}
+
+static RECOVERY_STATS: RecoveryStats = RecoveryStats {
+    connects: std::sync::atomic::AtomicU64::new(0),
+    recovered: std::sync::atomic::AtomicU64::new(0),
+};
+
+/// The `stream` event (tests/faults): numbered `n` events to a room at a fixed rate,
+/// every `direct_every`-th one as a direct emit to each member instead.
+async fn run_stream(io: SocketIo, req: Stream) -> u64 {
+    let members = |io: SocketIo, room: String| async move {
+        io.within(room)
+            .fetch_sockets()
+            .await
+            .map(|found| found.into_iter().map(|s| s.id()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    // Every socket id seen in the room during this stream, in the order first seen.
+    let mut known: Vec<tidewire::Sid> = Vec::new();
+    let remember = |known: &mut Vec<tidewire::Sid>, found: Vec<tidewire::Sid>| {
+        for id in found {
+            if !known.contains(&id) {
+                known.push(id);
+            }
+        }
+    };
+    remember(&mut known, members(io.clone(), req.room.clone()).await);
+    let period = Duration::from_secs_f64(1.0 / req.rate.clamp(0.001, 1_000_000.0));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0;
+    for n in 1..=req.count {
+        ticks.tick().await;
+        if req.direct_every > 0 && n % req.direct_every == 0 {
+            remember(&mut known, members(io.clone(), req.room.clone()).await);
+            for id in &known {
+                let _ = io.to(*id).emit("n", n).await;
+            }
+        } else {
+            let _ = io.to(req.room.clone()).emit("n", n).await;
+        }
+        sent += 1;
+    }
+    sent
+}
+
 /// `echo` on any namespace: the arguments come back as they were, binary included.
 fn echo_everything(socket: &Socket) {
     socket.on_any(|socket, event, args: Payload, ack| async move {
@@ -116,6 +184,14 @@ fn setup(io: &SocketIo) {
     io.ns("/", move |socket: Socket| {
         let io = io2.clone();
         async move {
+            RECOVERY_STATS
+                .connects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if socket.recovered() {
+                RECOVERY_STATS
+                    .recovered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let welcome = json!({"id": socket.id(), "ns": socket.ns_name(), "auth": socket.auth()});
             let _ = socket.emit("welcome", welcome);
             echo_everything(&socket);
@@ -132,6 +208,20 @@ fn setup(io: &SocketIo) {
             socket.on("watch", |socket, (): (), ack| async move {
                 socket.join("observers").await;
                 let _ = ack.send("watching");
+            });
+            socket.on("stream", |socket, req: Stream, ack| async move {
+                let sent = run_stream(socket.io(), req).await;
+                let _ = ack.send(json!({ "sent": sent }));
+            });
+            socket.on("recovered", |socket, (): (), ack| async move {
+                let _ = ack.send(socket.recovered());
+            });
+            socket.on("recovery-stats", |_socket, (): (), ack| async move {
+                use std::sync::atomic::Ordering::Relaxed;
+                let _ = ack.send(json!({
+                    "connects": RECOVERY_STATS.connects.load(Relaxed),
+                    "recovered": RECOVERY_STATS.recovered.load(Relaxed),
+                }));
             });
             socket.on("broadcast", |socket, payload: Value, ack| async move {
                 let _ = socket.io().to("bench").emit("tick", payload).await;
@@ -318,6 +408,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(ms) = env_var::<u64>("ACK_TIMEOUT_MS")? {
         builder = builder.ack_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = env_var::<u64>("RECOVERY_WINDOW_MS")? {
+        builder =
+            builder.recovery(tidewire::RecoveryConfig::default().window(Duration::from_millis(ms)));
     }
     let io = builder.build();
     setup(&io);
