@@ -1647,6 +1647,7 @@ var Socket = class extends Emitter {
     this._subs = null;
     this._pid = void 0;
     this._lastOffset = void 0;
+    this._lastSeq = void 0;
     if (io2.opts.autoConnect !== false) this.open();
   }
   /** Whether the socket is subscribed to its manager (connecting, connected or reconnecting). */
@@ -1751,11 +1752,18 @@ var Socket = class extends Emitter {
   }
   /** @param {any[]} args */
   _emitEvent(args) {
+    const last = args[args.length - 1];
+    if (this._pid && typeof last === "string") {
+      const seq = /^@(\d+)$/.exec(last);
+      if (seq) {
+        const n = Number(seq[1]);
+        if (this._lastSeq !== void 0 && n <= this._lastSeq) return;
+        this._lastSeq = n;
+      }
+      this._lastOffset = last;
+    }
     for (const fn of this._anyListeners.slice()) fn.apply(this, args);
     this.emitEvent(args[0], ...args.slice(1));
-    if (this._pid && args.length && typeof args[args.length - 1] === "string") {
-      this._lastOffset = args[args.length - 1];
-    }
   }
   /** @param {number} id */
   _ackFn(id) {
@@ -1789,6 +1797,10 @@ var Socket = class extends Emitter {
   _onConnect(sid, pid) {
     this.id = sid;
     this.recovered = !!(pid && this._pid === pid);
+    if (!this.recovered) {
+      this._lastOffset = void 0;
+      this._lastSeq = void 0;
+    }
     this._pid = pid;
     this.connected = true;
     for (const args of this.receiveBuffer) this._emitEvent(args);

@@ -51,6 +51,8 @@ export class Socket extends Emitter {
     this._pid = undefined;
     /** @type {string | undefined} */
     this._lastOffset = undefined;
+    /** @type {number | undefined} last tidewire offset ("@<n>") seen, to drop duplicates */
+    this._lastSeq = undefined;
     if (io.opts.autoConnect !== false) this.open();
   }
 
@@ -159,12 +161,20 @@ export class Socket extends Emitter {
 
   /** @param {any[]} args */
   _emitEvent(args) {
+    // With connection-state recovery the server appends the event's offset as last argument.
+    const last = args[args.length - 1];
+    if (this._pid && typeof last === 'string') {
+      // tidewire's offsets ("@<n>") are ordered: one at or below the last seen is a duplicate.
+      const seq = /^@(\d+)$/.exec(last);
+      if (seq) {
+        const n = Number(seq[1]);
+        if (this._lastSeq !== undefined && n <= this._lastSeq) return;
+        this._lastSeq = n;
+      }
+      this._lastOffset = last;
+    }
     for (const fn of this._anyListeners.slice()) fn.apply(this, args);
     this.emitEvent(args[0], ...args.slice(1));
-    // With connection-state recovery the server appends the event's offset as last argument.
-    if (this._pid && args.length && typeof args[args.length - 1] === 'string') {
-      this._lastOffset = args[args.length - 1];
-    }
   }
 
   /** @param {number} id */
@@ -195,6 +205,11 @@ export class Socket extends Emitter {
   _onConnect(sid, pid) {
     this.id = sid;
     this.recovered = !!(pid && this._pid === pid);
+    if (!this.recovered) {
+      // A fresh session: offsets from the previous one mean nothing now.
+      this._lastOffset = undefined;
+      this._lastSeq = undefined;
+    }
     this._pid = pid;
     this.connected = true;
     for (const args of this.receiveBuffer) this._emitEvent(args);

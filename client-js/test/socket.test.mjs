@@ -176,3 +176,27 @@ test('namespaces multiplex over one engine connection', async () => {
   a.disconnect();
   assert.equal(m.readyState, 'closed');
 });
+
+test('recovery offsets: remembered for the resume, duplicates dropped, reset on a fresh session', async () => {
+  let transport;
+  const { fakes, received } = fakeServer({
+    connectReply: () => '0{"sid":"s1","pid":"p1"}',
+    onMessage: (_d, t) => (transport = t),
+  });
+  const m = manager(fakes);
+  const socket = m.socket('/');
+  await until(() => socket.connected);
+  const got = [];
+  socket.on('n', (n) => got.push(n));
+  for (const [n, offset] of [[1, '@1'], [2, '@2'], [2, '@2'], [1, '@1'], [3, '@3']]) {
+    transport.serverSend({ type: 'message', data: `2["n",${n},"${offset}"]` });
+  }
+  // An ordinary string argument is never taken for an offset.
+  transport.serverSend({ type: 'message', data: '2["n",4,"2"]' });
+  await until(() => got.length === 4);
+  assert.deepEqual(got, [1, 2, 3, 4], 'the replayed @1 and @2 are dropped');
+  assert.equal(socket._lastOffset, '2');
+  assert.equal(socket._lastSeq, 3);
+  assert.ok(received.length >= 1);
+  socket.disconnect();
+});

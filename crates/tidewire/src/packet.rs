@@ -500,13 +500,15 @@ impl OutgoingPacket {
         }
     }
 
-    /// This packet with `offset` appended as its last argument (`42["ev",1,"17"]`),
+    /// This packet with `offset` appended as its last argument (`42["ev",1,"@17"]`),
     /// the way Socket.IO's connection state recovery marks what a client received.
+    /// The `@` lets the bundled client tell an offset from an ordinary string
+    /// argument (official clients treat offsets as opaque strings).
     /// The text is copied once; the attachments are shared.
     ///
     /// ```
     /// let p = tidewire::packet::encode_event("/", "ev", &1, None).unwrap().with_offset(17);
-    /// assert_eq!(p.text(), &br#"42["ev",1,"17"]"#[..]);
+    /// assert_eq!(p.text(), &br#"42["ev",1,"@17"]"#[..]);
     /// assert_eq!(p.offset(), Some(17));
     /// ```
     pub fn with_offset(&self, offset: u64) -> Self {
@@ -516,7 +518,7 @@ impl OutgoingPacket {
         };
         let mut buf = BytesMut::with_capacity(text.len() + 24);
         buf.put_slice(body);
-        buf.put_slice(b",\"");
+        buf.put_slice(b",\"@");
         buf.put_slice(offset.to_string().as_bytes());
         buf.put_slice(b"\"]");
         let mut packets: Vec<EncodedPacket> = self.packets.to_vec();

@@ -323,7 +323,11 @@ impl RecoveryStore {
         let head = inner.next_offset - 1;
         let from = match client_offset {
             None => session.connected_at,
-            Some(text) => text.parse::<u64>().map_err(|_| Miss::OffsetUnavailable)?,
+            Some(text) => text
+                .strip_prefix('@')
+                .unwrap_or(text)
+                .parse::<u64>()
+                .map_err(|_| Miss::OffsetUnavailable)?,
         };
         if from > head {
             return Err(Miss::OffsetUnavailable);
@@ -437,13 +441,13 @@ mod tests {
         }
         let (pid, sid) = (Sid::generate(), Sid::generate());
         store.persist(pid, persisted(sid, &["a"], 1, 0));
-        let restored = store.restore(pid, Some("1")).unwrap();
+        let restored = store.restore(pid, Some("@1")).unwrap();
         assert_eq!(restored.sid, sid);
         let missed = store.replay(restored.from, &restored.rooms, |missed, head| {
             assert_eq!(head, 4);
             missed
         });
-        assert_eq!(texts(&missed), [r#"42["n",2,"3"]"#, r#"42["n",3,"4"]"#]);
+        assert_eq!(texts(&missed), [r#"42["n",2,"@3"]"#, r#"42["n",3,"@4"]"#]);
         assert_eq!(
             store.restore(pid, Some("1")).err(),
             Some(Miss::UnknownSession),
