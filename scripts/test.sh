@@ -186,6 +186,11 @@ python_deps
 section "python interop tests (tests/python)"
 counted "$PYENV/bin/python" -m pytest -q tests/python
 
+section "benchmark tool smoke test (bench/run.sh --quick)"
+# Tiny sizes against the debug build, so the load generator keeps working; real
+# figures come from `bench/run.sh` (docs/benchmarks.md).
+QUIET_WAIT=0 bash bench/run.sh --quick
+
 section "cargo fmt --all --check"
 cargo fmt --all --check
 

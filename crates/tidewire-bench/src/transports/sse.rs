@@ -1,0 +1,191 @@
+//! tidewire's SSE transport (docs/sse.md): downstream is one `text/event-stream`
+//! response, upstream is POSTs as in polling. Every POST carries `ack=<last id>`; when
+//! nothing else is queued the writer POSTs a noop `6` every `SSE_ACK_MS` (1000 ms;
+//! env `TIDEWIRE_BENCH_SSE_ACK_MS`) while unconfirmed events exist, so the server can drop
+//! what it retains for resumption. (A browser client confirms at least once per ping
+//! interval; confirming every 100 ms costs the server 10 POSTs/s per client.)
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::sync::mpsc;
+
+use super::http::{find, get, post, Conn};
+use super::{sid_of, tcp, Inbound, Reply};
+
+pub async fn open(
+    server: SocketAddr,
+    source: Ipv4Addr,
+    inbound: Arc<Inbound>,
+    rx: mpsc::UnboundedReceiver<String>,
+) -> Result<(), String> {
+    let host = server.to_string();
+    let mut down = Conn::new(tcp(server, source).await?);
+    down.send(&get(
+        "/socket.io/?EIO=4&transport=sse",
+        &host,
+        "Accept: text/event-stream\r\n",
+    ))
+    .await?;
+    let head = down.head().await?;
+    if head.status != 200 || !head.headers.contains("text/event-stream") {
+        return Err(format!("sse handshake: status {}", head.status));
+    }
+    let mut events = Events {
+        conn: down,
+        chunked: head.chunked,
+        data: Vec::new(),
+        at: 0,
+    };
+    let (_, open) = events.next().await?;
+    let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
+    let last = Arc::new(AtomicU64::new(1));
+    let path = format!("/socket.io/?EIO=4&transport=sse&sid={sid}");
+    let up = Conn::new(tcp(server, source).await?);
+    let (pong_tx, pong_rx) = mpsc::unbounded_channel::<()>();
+    tokio::spawn(writer(
+        up,
+        host,
+        path,
+        rx,
+        pong_rx,
+        inbound.clone(),
+        last.clone(),
+    ));
+    tokio::spawn(async move {
+        while let Ok((id, p)) = events.next().await {
+            if let Some(id) = id {
+                last.store(id, Relaxed);
+            }
+            match inbound.packet(&p) {
+                Reply::Pong => {
+                    let _ = pong_tx.send(());
+                }
+                Reply::Close => break,
+                Reply::None => {}
+            }
+        }
+        inbound.closed();
+    });
+    Ok(())
+}
+
+/// Incremental event-stream parser over a chunked (or close-delimited) body.
+struct Events {
+    conn: Conn,
+    chunked: bool,
+    data: Vec<u8>,
+    at: usize,
+}
+
+impl Events {
+    async fn more(&mut self) -> Result<(), String> {
+        if self.at > 0 {
+            self.data.drain(..self.at);
+            self.at = 0;
+        }
+        if self.chunked {
+            match self.conn.chunk().await? {
+                Some(c) => self.data.extend_from_slice(&c),
+                None => return Err("stream ended".into()),
+            }
+        } else {
+            if self.conn.pending().is_empty() {
+                self.conn.fill().await?;
+            }
+            self.data.extend_from_slice(self.conn.pending());
+            self.conn.pos = self.conn.buf.len();
+        }
+        Ok(())
+    }
+
+    /// The next event: (id, packet). Comments (keep-alives) are skipped.
+    async fn next(&mut self) -> Result<(Option<u64>, String), String> {
+        loop {
+            if let Some(end) = find(&self.data[self.at..], b"\n\n") {
+                let block = &self.data[self.at..self.at + end];
+                let text = String::from_utf8_lossy(block).into_owned();
+                self.at += end + 2;
+                let mut id = None;
+                let mut t64 = false;
+                let mut data: Option<String> = None;
+                for line in text.split('\n') {
+                    if let Some(v) = line.strip_prefix("data: ") {
+                        match &mut data {
+                            Some(d) => {
+                                d.push('\n');
+                                d.push_str(v);
+                            }
+                            None => data = Some(v.to_owned()),
+                        }
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.trim().parse().ok();
+                    } else if line == "event: t64" {
+                        t64 = true;
+                    }
+                }
+                let Some(mut d) = data else { continue };
+                if t64 {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(d.as_bytes())
+                        .map_err(|e| e.to_string())?;
+                    d = String::from_utf8_lossy(&raw).into_owned();
+                }
+                return Ok((id, d));
+            }
+            self.more().await?;
+        }
+    }
+}
+
+async fn writer(
+    mut up: Conn,
+    host: String,
+    path: String,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    mut pongs: mpsc::UnboundedReceiver<()>,
+    inbound: Arc<Inbound>,
+    last: Arc<AtomicU64>,
+) {
+    let mut body = String::new();
+    let mut acked = 1u64;
+    let ack_ms: u64 = std::env::var("TIDEWIRE_BENCH_SSE_ACK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut tick = tokio::time::interval(Duration::from_millis(ack_ms.max(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m { Some(m) => body.push_str(&m), None => break },
+            p = pongs.recv() => match p { Some(()) => body.push('3'), None => break },
+            _ = tick.tick() => {
+                if last.load(Relaxed) <= acked { continue; }
+                body.push('6');
+            }
+        }
+        while let Ok(m) = rx.try_recv() {
+            body.push('\u{1e}');
+            body.push_str(&m);
+        }
+        let ack = last.load(Relaxed);
+        let req = post(&format!("{path}&ack={ack}"), &host, &body);
+        body.clear();
+        if up.send(&req).await.is_err() {
+            break;
+        }
+        match up.head().await {
+            Ok(h) if h.status == 200 => {
+                if up.body(&h).await.is_err() {
+                    break;
+                }
+                acked = ack;
+            }
+            _ => break,
+        }
+    }
+    inbound.closed();
+}
