@@ -361,10 +361,14 @@ impl RecoveryStore {
     ) -> R {
         let inner = self.inner.lock();
         let head = inner.next_offset - 1;
+        // Offsets in the log are consecutive, so the replay starts at a known index.
+        let first = inner.log.front().map_or(0, |e| e.offset);
+        let start = usize::try_from((from + 1).saturating_sub(first)).unwrap_or(usize::MAX);
         let missed = inner
             .log
             .iter()
-            .filter(|e| e.offset > from && selects(&e.rooms, &e.except, rooms))
+            .skip(start)
+            .filter(|e| selects(&e.rooms, &e.except, rooms))
             .map(|e| e.packet.clone())
             .collect();
         f(missed, head)
