@@ -135,7 +135,7 @@ impl<H: EngineHandler> Engine<H> {
 
     /// Looks up an open session.
     pub fn session(&self, sid: &Sid) -> Option<Session<H::Data>> {
-        self.0.sessions.read().get(sid).cloned()
+        self.0.session(sid)
     }
 
     /// Open sessions.
