@@ -3,16 +3,15 @@
 // all along, then the count of what every client got. Not a test file: the
 // configurations and assertions are in resume.test.mjs.
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import { io as officialIo } from 'socket.io-client';
 import { WebSocket } from 'ws';
 
 import { io as bundledIo, TransportMemory } from '../../client-js/dist/tidewire.mjs';
+import { startServer as startBinary } from '../lib/server.mjs';
 import { FAULT_KINDS, FaultProxy, makeRng, sleep, subSeed } from './proxy.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -53,64 +52,9 @@ const hashName = (name) => {
 // ---------------------------------------------------------------------------
 // Servers
 
-const running = new Set();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-/** Spawns a server that prints `listening on http://HOST:PORT`; resolves with { url, stop, logs }. */
-async function spawnServer(cmd, args, env) {
-  const child = spawn(cmd, args, {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    if (process.env.FAULT_SERVER_LOGS) process.stderr.write(chunk);
-    stderr = (stderr + chunk).slice(-16_384);
-  });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} did not start within 10 s; stderr:\n${stderr}`));
-    }, 10_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /^listening on (http:\/\/\S+)$/.exec(line.trim());
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited (code ${code}, signal ${signal}) before listening; stderr:\n${stderr}`));
-    });
-  });
-  return {
-    url,
-    port: Number(new URL(url).port),
-    logs: () => stderr,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(killer);
-      }
-    },
-  };
+/** Spawns a server that prints `listening on http://HOST:PORT`; resolves with { url, port, stop, logs }. */
+function spawnServer(cmd, args, env) {
+  return startBinary(cmd, env, { args, logsEnv: 'FAULT_SERVER_LOGS' });
 }
 
 /** 'tidewire' (the sio-test-server binary) or 'reference' (Socket.IO 4.8 in Node). */

@@ -17,16 +17,16 @@ process.on('exit', () => {
 });
 
 /**
- * Spawns `bin` with HOST=127.0.0.1, PORT=0 and `env`; resolves once it listens with
+ * Spawns `bin` (with `args`) with HOST=127.0.0.1, PORT=0 and `env`; resolves once it listens with
  * { url, port, logs(), stop(signal = 'SIGTERM'), kill() }. stop() escalates to
  * SIGKILL after 5 s; kill() drops every connection at once. Set `logsEnv` (an env
  * var name) to echo the server's stderr when that variable is set.
  */
-export async function startServer(bin, env = {}, { startTimeoutMs = 10_000, logsEnv = 'TIDEWIRE_SERVER_LOGS', hint = '' } = {}) {
+export async function startServer(bin, env = {}, { args = [], startTimeoutMs = 10_000, logsEnv = 'TIDEWIRE_SERVER_LOGS', hint = '' } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`server binary not found: ${bin}\n${hint || 'build it with `cargo build --workspace --all-targets` (or run `bash scripts/test.sh`)'}`);
   }
-  const child = spawn(bin, [], {
+  const child = spawn(bin, args, {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
