@@ -42,31 +42,7 @@ export function startServer(name, env = {}, opts = {}) {
   return startBinary(binary(name), env, { logsEnv: 'TIDEWIRE_SERVER_LOGS', ...opts });
 }
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `condition` every 10 ms; rejects with `describe()` once `timeoutMs` passed. */
-export async function waitUntil(condition, timeoutMs, describe = () => 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await sleep(10);
-  }
-}
-
-/** Resolves with the arguments of the next `event` on `emitter`, or rejects after `timeoutMs`. */
-export function nextEvent(emitter, event, timeoutMs, what = `"${event}" event`) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, onEvent);
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    function onEvent(...args) {
-      clearTimeout(timer);
-      resolve(args);
-    }
-    emitter.once(event, onEvent);
-  });
-}
+export { nextEvent, sleep, waitUntil } from '../../tests/lib/wait.mjs';
 
 /** Whether the server at `url` speaks tidewire's SSE transport (else: 'Transport unknown'). */
 export async function serverHasSse(url) {

@@ -26,31 +26,7 @@ export function startServer(bin, env = {}, opts = {}) {
   return startBinary(bin, env, { logsEnv: 'INTEROP_SERVER_LOGS', ...opts });
 }
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `condition` every 10 ms; rejects with `describe()` once `timeoutMs` passed. */
-export async function waitUntil(condition, timeoutMs, describe) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await sleep(10);
-  }
-}
-
-/** Resolves with the arguments of the next `event` on `emitter`, or rejects after `timeoutMs`. */
-export function nextEvent(emitter, event, timeoutMs, what = `"${event}" event`) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, onEvent);
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-    }, timeoutMs);
-    function onEvent(...args) {
-      clearTimeout(timer);
-      resolve(args);
-    }
-    emitter.once(event, onEvent);
-  });
-}
+export { nextEvent, sleep, waitUntil } from '../lib/wait.mjs';
 
 /** A message as a comparable value: { text } or { binary: Buffer }. */
 export function normalize(data) {
