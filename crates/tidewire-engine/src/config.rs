@@ -154,6 +154,9 @@ pub struct EngineConfig {
     pub max_sessions: usize,
     /// Files answered under the engine's path (GET and HEAD).
     pub assets: Vec<StaticAsset>,
+    /// Characters every session id starts with (see [`Sid::generate_with_prefix`](crate::Sid::generate_with_prefix));
+    /// a cluster sets it so any node can tell which node holds a session. Empty by default.
+    pub sid_prefix: String,
 }
 
 impl Default for EngineConfig {
@@ -176,6 +179,7 @@ impl Default for EngineConfig {
             allow_request: None,
             max_sessions: 100_000,
             assets: Vec::new(),
+            sid_prefix: String::new(),
         }
     }
 }
@@ -315,6 +319,11 @@ impl EngineConfigBuilder {
     pub fn asset(mut self, asset: StaticAsset) -> Self {
         self.0.assets.retain(|a| a.name != asset.name);
         self.0.assets.push(asset);
+        self
+    }
+    /// Characters every session id starts with (a cluster's node tag).
+    pub fn sid_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.0.sid_prefix = prefix.into();
         self
     }
     /// Finishes the configuration.

@@ -293,8 +293,13 @@ impl<H: EngineHandler> EngineCore<H> {
     ) -> Session<H::Data> {
         self.start_heartbeat();
         let owner: Weak<dyn SessionOwner<H::Data>> = self.weak.clone();
+        let sid = if self.config.sid_prefix.is_empty() {
+            Sid::generate()
+        } else {
+            Sid::generate_with_prefix(&self.config.sid_prefix)
+        };
         let session = Session::new(
-            Sid::generate(),
+            sid,
             kind,
             self.shared.clone(),
             owner,

@@ -28,6 +28,28 @@ impl Sid {
         Self(out)
     }
 
+    /// A new id whose first characters are `prefix` (at most 8 URL-safe
+    /// base64 characters; others are ignored). A cluster uses the prefix to
+    /// tell which node holds a session; the rest stays random (at least 84 bits).
+    ///
+    /// ```
+    /// use tidewire_engine::Sid;
+    /// let sid = Sid::generate_with_prefix("n7Q");
+    /// assert!(sid.as_str().starts_with("n7Q"));
+    /// assert_eq!(sid.as_str().len(), 22);
+    /// ```
+    pub fn generate_with_prefix(prefix: &str) -> Self {
+        let mut sid = Self::generate();
+        let usable = prefix
+            .bytes()
+            .take(8)
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        for (slot, byte) in sid.0.iter_mut().zip(usable) {
+            *slot = byte;
+        }
+        sid
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         // URL-safe base64 is ASCII.

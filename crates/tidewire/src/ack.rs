@@ -231,6 +231,8 @@ struct CollectorInner {
 #[derive(Default)]
 struct CollectorState {
     expected: usize,
+    /// Other nodes that have not yet said how many answers they will send.
+    pending_nodes: usize,
     targets: Vec<Sid>,
     replies: Vec<(Sid, Result<Payload, AckError>)>,
     done: bool,
@@ -265,6 +267,34 @@ impl AckCollector {
     /// ```
     pub fn expect(&self, n: usize) {
         self.0.state.lock().expected += n;
+        self.0.notify.notify_one();
+    }
+
+    /// Expects `n` other nodes to say how many answers they will send
+    /// (see [`AckCollector::node_reported`]); the broadcast waits for them too.
+    ///
+    /// ```
+    /// let acks = tidewire::AckCollector::new();
+    /// acks.expect_nodes(2);
+    /// acks.node_reported(3);
+    /// ```
+    pub fn expect_nodes(&self, n: usize) {
+        self.0.state.lock().pending_nodes += n;
+    }
+
+    /// One of the nodes counted by [`AckCollector::expect_nodes`] sent the
+    /// packet to `answers` sockets.
+    ///
+    /// ```
+    /// let acks = tidewire::AckCollector::new();
+    /// acks.expect_nodes(1);
+    /// acks.node_reported(0);
+    /// ```
+    pub fn node_reported(&self, answers: usize) {
+        let mut s = self.0.state.lock();
+        s.pending_nodes = s.pending_nodes.saturating_sub(1);
+        s.expected += answers;
+        drop(s);
         self.0.notify.notify_one();
     }
 
@@ -323,15 +353,36 @@ impl AckCollector {
         self.0.state.lock().done
     }
 
+    /// How many answers are expected so far.
+    ///
+    /// ```
+    /// let acks = tidewire::AckCollector::new();
+    /// acks.expect(2);
+    /// assert_eq!(acks.expected_count(), 2);
+    /// ```
+    pub fn expected_count(&self) -> usize {
+        self.0.state.lock().expected
+    }
+
     /// Waits for every expected answer, or until `timeout`; sockets that did
     /// not answer get [`AckError::Timeout`].
-    pub(crate) async fn wait(self, timeout: Duration) -> Vec<(Sid, Result<Payload, AckError>)> {
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let acks = tidewire::AckCollector::new();
+    /// let sid = tidewire::Sid::generate();
+    /// acks.expect_socket(sid);
+    /// let replies = acks.wait(std::time::Duration::from_millis(10)).await;
+    /// assert!(replies[0].1.is_err());
+    /// # });
+    /// ```
+    pub async fn wait(self, timeout: Duration) -> Vec<(Sid, Result<Payload, AckError>)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.0.notify.notified();
             {
                 let s = self.0.state.lock();
-                if s.replies.len() >= s.expected {
+                if s.replies.len() >= s.expected && s.pending_nodes == 0 {
                     break;
                 }
             }

@@ -430,6 +430,69 @@ impl AdapterContext {
         self.ns.upgrade()?.sockets.read().get(sid).cloned()
     }
 
+    /// Connection state recovery's options, when it is on.
+    ///
+    /// ```
+    /// let on = |ctx: &tidewire::adapter::AdapterContext| ctx.recovery_config().is_some();
+    /// ```
+    pub fn recovery_config(&self) -> Option<crate::RecoveryConfig> {
+        self.ns
+            .upgrade()?
+            .recovery
+            .as_ref()
+            .map(|r| r.config().clone())
+    }
+
+    /// Hands a packet a cluster recorded (with its cluster-wide `offset`) to
+    /// this node: it joins the namespace's recovery log and reaches the local
+    /// sockets `opts` selects, in offset order. Without recovery it is simply
+    /// delivered. See [`Adapter::record`].
+    ///
+    /// ```
+    /// let deliver = |ctx: &tidewire::adapter::AdapterContext, p: tidewire::packet::OutgoingPacket| {
+    ///     ctx.deliver_recorded(7, p, &tidewire::adapter::BroadcastOptions::default())
+    /// };
+    /// ```
+    pub fn deliver_recorded(&self, offset: u64, packet: OutgoingPacket, opts: &BroadcastOptions) {
+        let Some(ns) = self.ns.upgrade() else {
+            return;
+        };
+        let adapter = ns.adapter.clone();
+        match ns.recovery.as_ref() {
+            Some(store) => store.record_at(offset, &packet, opts, |stamped| {
+                adapter.broadcast_local_now(stamped, opts)
+            }),
+            None => adapter.broadcast_local_now(&packet, opts),
+        }
+    }
+
+    /// Runs the namespace's [`Namespace::on_server_side`] handler for an event
+    /// another node sent.
+    ///
+    /// ```
+    /// let heard = |ctx: &tidewire::adapter::AdapterContext| {
+    ///     ctx.server_side_event("ping".into(), tidewire::Payload::new(vec![]))
+    /// };
+    /// ```
+    pub fn server_side_event(&self, event: String, args: crate::Payload) {
+        let Some(handler) = self.namespace().and_then(|ns| ns.server_side_handler()) else {
+            return;
+        };
+        tokio::spawn(handler(event, args));
+    }
+
+    /// Ends the local socket `sid` because its client resumed its session on
+    /// another node (its state there must not be touched).
+    ///
+    /// ```
+    /// let moved = |ctx: &tidewire::adapter::AdapterContext, id: tidewire::Sid| ctx.take_over(&id);
+    /// ```
+    pub fn take_over(&self, sid: &Sid) {
+        if let Some(socket) = self.local_socket(sid) {
+            socket.take_over();
+        }
+    }
+
     /// Runs `f` on the local sockets whose ids are in `sids` (or on all of them when `sids` is `None`).
     fn local_sockets(&self, sids: Option<&[Sid]>) -> Vec<Socket> {
         let Some(ns) = self.ns.upgrade() else {
@@ -495,9 +558,8 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), AdapterError>>;
 
     /// Queues `packet` now, without waiting, for the sockets of this node that
-    /// `opts` selects. Connection state recovery calls it while holding its log,
-    /// so recorded packets reach every socket in offset order; a cluster
-    /// adapter also forwards the packet to the other nodes (in the same order).
+    /// `opts` selects (never other nodes). Connection state recovery calls it
+    /// while holding its log, so recorded packets reach every socket in offset order.
     fn broadcast_local_now(&self, packet: &OutgoingPacket, opts: &BroadcastOptions);
 
     /// Sends `packet` (which carries an ack id) to the sockets `opts` selects;
@@ -551,27 +613,60 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    /// Keeps a disconnected socket's state for connection state recovery.
-    fn persist_session(
-        &self,
-        _sid: Sid,
-        _rooms: Vec<Room>,
-    ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        Box::pin(std::future::ready(Err(AdapterError::Unsupported(
-            "persist_session",
-        ))))
+    /// Records `packet` for connection state recovery on a cluster. An adapter
+    /// that returns `true` sequences it itself: it gives the packet a
+    /// cluster-wide offset and hands it back on every node (this one
+    /// included) through [`AdapterContext::deliver_recorded`], or, when it
+    /// cannot (the cluster is unreachable), delivers it here without an offset.
+    /// `false` (the default) lets the namespace record it in this process.
+    fn record(&self, _packet: &OutgoingPacket, _opts: &BroadcastOptions) -> bool {
+        false
     }
 
-    /// Restores a persisted session (its rooms) by its private id, if still known.
-    fn restore_session(
+    /// A socket with private id `pid` (its recovery token) connected on this
+    /// node, after `connected_at` in the log. A cluster adapter keeps this, and
+    /// the socket's rooms, where another node can find them if this one dies.
+    fn session_connected(&self, _pid: Sid, _sid: Sid, _connected_at: u64) {}
+
+    /// A socket with private id `pid` left this node.
+    fn session_ended(&self, _pid: Sid, _sid: Sid, _ending: SessionEnding) {}
+
+    /// Takes (consumes) a session another node kept for connection state
+    /// recovery; `None` when no node knows `pid`.
+    fn take_remote_session(
         &self,
         _pid: Sid,
-        _offset: String,
-    ) -> BoxFuture<'_, Result<Option<Vec<Room>>, AdapterError>> {
-        Box::pin(std::future::ready(Err(AdapterError::Unsupported(
-            "restore_session",
-        ))))
+    ) -> BoxFuture<'_, Result<Option<RemoteSession>, AdapterError>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
+}
+
+/// How a socket left, as [`Adapter::session_ended`] hears it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnding {
+    /// It may come back within the recovery window, to these rooms.
+    Resumable(Vec<Room>),
+    /// It will not come back: forget it.
+    Final,
+    /// Its client came back elsewhere, which now holds the session: leave it alone.
+    TakenOver,
+}
+
+/// A session kept by another node of a cluster, for connection state recovery.
+///
+/// ```
+/// use tidewire::adapter::RemoteSession;
+/// let kept = RemoteSession { sid: tidewire::Sid::generate(), rooms: vec!["lobby".into()], connected_at: 0 };
+/// assert_eq!(kept.rooms.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RemoteSession {
+    /// The socket id the client had.
+    pub sid: Sid,
+    /// The rooms it was in.
+    pub rooms: Vec<Room>,
+    /// The log offset when it connected (where a client with no offset resumes).
+    pub connected_at: u64,
 }
 
 /// The in-memory adapter: rooms of this process only.
@@ -889,7 +984,10 @@ mod tests {
             assert!(a.socket_rooms(s1).await.unwrap().is_empty());
             a.del(s2, "r".into()).await.unwrap();
             assert!(!a.state.read().rooms.contains_key("r"));
-            assert!(a.persist_session(s2, vec![]).await.is_err());
+            assert!(!a.record(
+                &OutgoingPacket::from_parts(bytes::Bytes::from_static(b"2[\"x\"]"), vec![], None),
+                &BroadcastOptions::default()
+            ));
         });
     }
 }

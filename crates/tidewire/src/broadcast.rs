@@ -153,15 +153,18 @@ impl BroadcastOperator {
             check(event).and_then(|()| Ok(encode_event(self.ns.name(), event, &data, None)?));
         async move {
             let packet = encoded?;
+            let adapter = self.ns.adapter();
             match self.ns.recovery() {
-                // Recorded for connection state recovery: logged once, delivered in offset order.
+                // Recorded for connection state recovery: logged once, delivered
+                // in offset order (by the cluster, when the adapter sequences it).
                 Some(store) if !self.opts.flags.volatile => {
-                    let adapter = self.ns.adapter();
-                    store.record(&packet, &self.opts, |stamped| {
-                        adapter.broadcast_local_now(stamped, &self.opts)
-                    });
+                    if !adapter.record(&packet, &self.opts) {
+                        store.record(&packet, &self.opts, |stamped| {
+                            adapter.broadcast_local_now(stamped, &self.opts)
+                        });
+                    }
                 }
-                _ => self.ns.adapter().broadcast(packet, self.opts).await?,
+                _ => adapter.broadcast(packet, self.opts).await?,
             }
             Ok(())
         }

@@ -127,6 +127,9 @@ pub enum AdapterError {
     /// The adapter's backend failed (network, serialization).
     #[error("adapter failure: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// Other nodes did not all answer in time; what did arrive is lost.
+    #[error("timed out after {0:?} waiting for the other nodes to answer: check that every node can reach the cluster backend")]
+    Timeout(std::time::Duration),
 }
 
 /// Why a broadcast failed.

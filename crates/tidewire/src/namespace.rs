@@ -46,10 +46,16 @@ pub(crate) struct NsInner {
     server: Arc<ServerInner>,
     handlers: Arc<NsHandlers>,
     pub(crate) sockets: RwLock<HashMap<Sid, Socket>>,
-    adapter: Arc<dyn Adapter>,
+    pub(crate) adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
-    recovery: Option<RecoveryStore>,
+    pub(crate) recovery: Option<RecoveryStore>,
+    server_side: RwLock<Option<ServerSideFn>>,
 }
+
+/// A handler for events other nodes send with [`Namespace::server_side_emit`].
+pub(crate) type ServerSideFn = Arc<
+    dyn Fn(String, crate::Payload) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync,
+>;
 
 /// A namespace (`/`, `/chat`, or a child of a dynamic namespace). Cheap to clone.
 ///
@@ -93,6 +99,7 @@ impl Namespace {
                 sockets: RwLock::default(),
                 adapter,
                 ack_ids: AtomicU64::new(0),
+                server_side: RwLock::new(None),
             }
         });
         let ns = Self(inner);
@@ -288,6 +295,50 @@ impl Namespace {
     /// ```
     pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
         self.operator().timeout(timeout)
+    }
+
+    /// Sends `event` with `data` to the other nodes of a cluster (not to
+    /// clients): their [`Namespace::on_server_side`] handler runs. A no-op on
+    /// a single node.
+    ///
+    /// ```no_run
+    /// # async fn demo(io: tidewire::SocketIo) -> Result<(), Box<dyn std::error::Error>> {
+    /// io.root().server_side_emit("cache:invalidate", "user:42").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_side_emit(
+        &self,
+        event: &str,
+        data: impl Serialize,
+    ) -> Result<(), AdapterError> {
+        let args = crate::Payload::from_serialize(&data)
+            .map_err(|e| AdapterError::Backend(Box::new(e)))?;
+        self.adapter()
+            .server_side_emit(event.to_owned(), args)
+            .await
+    }
+
+    /// Handles the events other nodes send with [`Namespace::server_side_emit`]
+    /// (replaces the previous handler).
+    ///
+    /// ```no_run
+    /// # fn demo(io: tidewire::SocketIo) {
+    /// io.root().on_server_side(|event, args| async move {
+    ///     tracing::info!(%event, args = args.len(), "from another node");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_server_side<F, Fut>(&self, handler: F)
+    where
+        F: Fn(String, crate::Payload) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: ServerSideFn = Arc::new(move |event, args| Box::pin(handler(event, args)));
+        *self.0.server_side.write() = Some(handler);
+    }
+
+    pub(crate) fn server_side_handler(&self) -> Option<ServerSideFn> {
+        self.0.server_side.read().clone()
     }
 
     /// Emits to every socket of the namespace.

@@ -192,6 +192,8 @@ pub(crate) struct RecoveryStore {
     inner: Mutex<Inner>,
     /// Private ids of sockets not yet persisted, to find a socket a resume takes over.
     live: Mutex<HashMap<Sid, (Sid, Arc<Cleanup>)>>,
+    /// Woken when a cluster-sequenced packet lands (see [`RecoveryStore::check_remote`]).
+    advanced: tokio::sync::Notify,
 }
 
 impl RecoveryStore {
@@ -207,6 +209,7 @@ impl RecoveryStore {
                 expiry: VecDeque::new(),
             }),
             live: Mutex::new(HashMap::new()),
+            advanced: tokio::sync::Notify::new(),
         }
     }
 
@@ -274,6 +277,75 @@ impl RecoveryStore {
         inner.bytes += bytes;
         self.trim(&mut inner, now);
         deliver(&stamped)
+    }
+
+    /// Records a packet a cluster already gave `offset` (every node sees the
+    /// cluster's packets in offset order) and hands the stamped packet to
+    /// `deliver` while holding the log. An offset at or below the head was
+    /// seen already and is dropped; one past a gap means packets were lost in
+    /// between (the cluster's log was cut), so no resume may span the gap.
+    pub(crate) fn record_at(
+        &self,
+        offset: u64,
+        packet: &OutgoingPacket,
+        opts: &BroadcastOptions,
+        deliver: impl FnOnce(&OutgoingPacket),
+    ) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        if offset < inner.next_offset {
+            return;
+        }
+        if offset > inner.next_offset {
+            inner.log.clear();
+            inner.bytes = 0;
+            inner.trimmed_through = offset - 1;
+        }
+        inner.next_offset = offset + 1;
+        let stamped = packet.with_offset(offset);
+        let bytes = stamped
+            .engine_packets()
+            .iter()
+            .map(|p| p.len())
+            .sum::<usize>()
+            + 64;
+        inner.log.push_back(Entry {
+            offset,
+            at: now,
+            packet: stamped.clone(),
+            rooms: opts.rooms.clone(),
+            except: opts.except.clone(),
+            bytes,
+        });
+        inner.bytes += bytes;
+        self.trim(&mut inner, now);
+        self.advanced.notify_waiters();
+        deliver(&stamped)
+    }
+
+    /// Checks a resume of a session kept by another node: waits (at most
+    /// `limit`) until this node's log reaches `from`, then checks the log
+    /// still holds everything after it.
+    pub(crate) async fn check_remote(&self, from: u64, limit: Duration) -> Result<(), Miss> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.advanced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.inner.lock();
+                if inner.next_offset > from {
+                    return if inner.trimmed_through <= from {
+                        Ok(())
+                    } else {
+                        Err(Miss::OffsetUnavailable)
+                    };
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Miss::OffsetUnavailable);
+            }
+        }
     }
 
     fn trim(&self, inner: &mut Inner, now: Instant) {

@@ -23,7 +23,7 @@ use crate::handler;
 use crate::namespace::{DynamicNamespace, Namespace, NsHandlers, NsPredicate};
 use crate::packet::{self, DecodeLimits, Packet, PacketError, PacketType, PartialPacket};
 use crate::payload::Payload;
-use crate::recovery::RecoveryStore;
+use crate::recovery::{RecoveryStore, Restored};
 use crate::socket::{DisconnectReason, Resume, Socket, SocketRecovery};
 
 /// The bundled browser client (`client-js/dist/tidewire.js`), served at `<path>tidewire.js`.
@@ -249,6 +249,18 @@ impl SocketIoBuilder {
     /// ```
     pub fn with_state<T: Clone + Send + Sync + 'static>(self, state: T) -> Self {
         self.state.insert(state);
+        self
+    }
+
+    /// Characters every Engine.IO session id starts with; a cluster adapter
+    /// sets its node tag here so any node can tell where a session lives.
+    ///
+    /// ```
+    /// let io = tidewire::SocketIo::builder().sid_prefix("n1").build();
+    /// assert_eq!(io.config().engine.sid_prefix, "n1");
+    /// ```
+    pub fn sid_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.engine.sid_prefix = prefix.into();
         self
     }
 
@@ -962,8 +974,33 @@ impl SocketIoHandler {
         let auth = auth.unwrap_or_else(|| Value::Object(Default::default()));
         let (id, recovery) = match ns.recovery() {
             None => (Sid::generate(), None),
-            Some(store) => resume(store, &ns, &auth),
+            Some(store) => match resume(store, &ns, &auth) {
+                Resolved::Here(id, recovery) => (id, recovery),
+                Resolved::Elsewhere { pid, offset } => {
+                    // Kept by another node of the cluster (or by none): ask the
+                    // adapter before the socket gets its id.
+                    let session = session.clone();
+                    tokio::spawn(async move {
+                        let (id, recovery) = resume_remote(&ns, pid, offset).await;
+                        start_socket(ns, &session, auth, id, recovery);
+                    });
+                    return;
+                }
+            },
         };
+        start_socket(ns, session, auth, id, recovery);
+    }
+}
+
+/// Creates the socket for a CONNECT and runs its connect sequence.
+fn start_socket(
+    ns: Namespace,
+    session: &Session<ConnData>,
+    auth: Value,
+    id: Sid,
+    recovery: Option<Box<SocketRecovery>>,
+) {
+    {
         let socket = Socket::new(ns, session.clone(), auth, id, recovery);
         {
             let mut state = session.data().0.lock();
@@ -976,18 +1013,74 @@ impl SocketIoHandler {
     }
 }
 
+/// Where a CONNECT's recovery state comes from.
+enum Resolved {
+    /// Settled on this node: a fresh pair, or a session this node knows.
+    Here(Sid, Option<Box<SocketRecovery>>),
+    /// A token this node does not know: another node may have kept it.
+    Elsewhere { pid: Sid, offset: Option<String> },
+}
+
+fn fresh_recovery() -> (Sid, Option<Box<SocketRecovery>>) {
+    (
+        Sid::generate(),
+        Some(SocketRecovery::new(Sid::generate(), None)),
+    )
+}
+
+/// Looks a recovery token up on the other nodes (through the adapter) and
+/// checks this node's log can replay what the client missed.
+async fn resume_remote(
+    ns: &Namespace,
+    pid: Sid,
+    offset: Option<String>,
+) -> (Sid, Option<Box<SocketRecovery>>) {
+    let kept = match ns.adapter().take_remote_session(pid).await {
+        Ok(Some(kept)) => kept,
+        Ok(None) => return fresh_recovery(),
+        Err(error) => {
+            tracing::warn!(%error, "could not look a recovery token up in the cluster: fresh session");
+            return fresh_recovery();
+        }
+    };
+    let from = match offset.as_deref() {
+        None => kept.connected_at,
+        Some(text) => match text.strip_prefix('@').unwrap_or(text).parse::<u64>() {
+            Ok(from) => from,
+            Err(_) => return fresh_recovery(),
+        },
+    };
+    let Some(store) = ns.recovery() else {
+        return fresh_recovery();
+    };
+    if let Err(miss) = store.check_remote(from, Duration::from_secs(2)).await {
+        tracing::info!(
+            ?miss,
+            "connection state not recovered across nodes: fresh session"
+        );
+        return fresh_recovery();
+    }
+    let restored = Restored {
+        sid: kept.sid,
+        rooms: kept.rooms,
+        extensions: Extensions::default(),
+        from,
+    };
+    let resume = Resume {
+        offset,
+        takeover: None,
+        cleanup: None,
+        restored: Some(restored),
+    };
+    (kept.sid, Some(SocketRecovery::new(pid, Some(resume))))
+}
+
 /// Picks the socket id and recovery state for a CONNECT: a fresh pair, or,
 /// for a client coming back with a known token, its old id and session.
-fn resume(
-    store: &RecoveryStore,
-    ns: &Namespace,
-    auth: &Value,
-) -> (Sid, Option<Box<SocketRecovery>>) {
+fn resume(store: &RecoveryStore, ns: &Namespace, auth: &Value) -> Resolved {
     let fresh = || {
-        (
-            Sid::generate(),
-            Some(SocketRecovery::new(Sid::generate(), None)),
-        )
+        let (id, recovery) = fresh_recovery();
+        Resolved::Here(id, recovery)
     };
     let Some((pid, offset)) = resume_token(auth) else {
         return fresh();
@@ -1002,7 +1095,7 @@ fn resume(
                 cleanup: Some(cleanup),
                 restored: None,
             };
-            (sid, Some(SocketRecovery::new(pid, Some(resume))))
+            Resolved::Here(sid, Some(SocketRecovery::new(pid, Some(resume))))
         }
         Some((_, None)) => match store.restore(pid, offset.as_deref()) {
             Ok(restored) => {
@@ -1013,14 +1106,14 @@ fn resume(
                     cleanup: None,
                     restored: Some(restored),
                 };
-                (sid, Some(SocketRecovery::new(pid, Some(resume))))
+                Resolved::Here(sid, Some(SocketRecovery::new(pid, Some(resume))))
             }
             Err(miss) => {
                 tracing::info!(?miss, "connection state not recovered: fresh session");
                 fresh()
             }
         },
-        None => fresh(),
+        None => Resolved::Elsewhere { pid, offset },
     }
 }
 

@@ -17,7 +17,7 @@ use tidewire_engine::{CloseReason, Session, Sid, TransportKind};
 use tokio::sync::oneshot;
 
 use crate::ack::{AckCollector, AckFuture, AckSender, Pending, PendingAcks};
-use crate::adapter::{BroadcastOptions, IntoRooms, Room};
+use crate::adapter::{BroadcastOptions, IntoRooms, Room, SessionEnding};
 use crate::broadcast::BroadcastOperator;
 use crate::error::{AckError, ConnectError, EmitError};
 use crate::extensions::Extensions;
@@ -584,7 +584,11 @@ impl Socket {
             // Direct emits are recoverable too: recorded for this socket's own room.
             Some(store) if !volatile => {
                 let me = BroadcastOptions::default().to(Room::from(self.0.id));
-                store.record(&packet, &me, |stamped| self.deliver(stamped, false))
+                if self.0.ns.adapter().record(&packet, &me) {
+                    Ok(())
+                } else {
+                    store.record(&packet, &me, |stamped| self.deliver(stamped, false))
+                }
             }
             _ => self.deliver(&packet, volatile),
         };
@@ -889,7 +893,12 @@ impl Socket {
         let mut rooms = vec![Room::from(self.0.id)];
         if let (Some(rec), Some(store)) = (&self.0.recovery, ns.recovery()) {
             store.register_live(rec.pid, self.0.id, rec.cleanup.clone());
-            rec.connected_at.store(store.head(), Ordering::Relaxed);
+            let connected_at = match &restored {
+                Some(restored) => restored.from,
+                None => store.head(),
+            };
+            rec.connected_at.store(connected_at, Ordering::Relaxed);
+            adapter.session_connected(rec.pid, self.0.id, connected_at);
         }
         if let Some(restored) = &restored {
             for room in &restored.rooms {
@@ -1029,7 +1038,7 @@ impl Socket {
     }
 
     /// Ends this socket because its client came back on another connection.
-    fn take_over(&self) {
+    pub(crate) fn take_over(&self) {
         self.close_with(DisconnectReason::TakenOver, false);
         if self.0.session.data().sockets().is_empty() {
             // Nothing else uses the old connection (half-open, or a poller that left).
@@ -1162,6 +1171,12 @@ impl Socket {
                 }
             }
             if let (Some(rec), Some(store)) = (&socket.0.recovery, socket.0.ns.recovery()) {
+                let ending = match (persist, reason) {
+                    (Some(_), _) => SessionEnding::Resumable(rooms.clone()),
+                    (None, DisconnectReason::TakenOver) => SessionEnding::TakenOver,
+                    (None, _) => SessionEnding::Final,
+                };
+                adapter.session_ended(rec.pid, socket.0.id, ending);
                 if let Some(disconnected_head) = persist {
                     store.persist(
                         rec.pid,
