@@ -5,7 +5,12 @@
 //! cargo run -p tidewire-examples --bin chat      # then open http://localhost:3000
 //! ```
 //!
-//! Environment: `HOST` (127.0.0.1), `PORT` (3000; 0 picks a free port), `RUST_LOG`.
+//! Environment: `HOST` (127.0.0.1), `PORT` (3000; 0 picks a free port), `RUST_LOG`;
+//! `REDIS_URL` runs it as one node of a cluster (rooms and messages span every
+//! node sharing that Redis, any node accepts any session, and a page whose node
+//! dies resumes on another; see `docs/cluster.md` and `examples/cluster/`),
+//! with `NODE_NAME` naming the node and `ADVERTISE_ADDR` (host:port) saying
+//! where the other nodes reach it (default: the address it listens on).
 //! Prints `listening on http://HOST:PORT` on stdout once bound. The page is `/`,
 //! the client bundle `/socket.io/tidewire.js`, Socket.IO `/socket.io/`.
 //!
@@ -28,7 +33,8 @@ use std::{net::SocketAddr, time::SystemTime};
 use axum::{response::Html, routing::get};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tidewire::{Socket, SocketIo};
+use tidewire::{RecoveryConfig, Socket, SocketIo};
+use tidewire_redis::{RedisCluster, RedisConfig};
 use tracing_subscriber::EnvFilter;
 
 /// The rooms the page offers; `join` accepts any other name too.
@@ -130,12 +136,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT").map_or(Ok(3000), |p| p.trim().parse())?;
 
-    let io = SocketIo::new();
+    let cluster = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let mut config = RedisConfig::new(url);
+            if let Ok(name) = std::env::var("NODE_NAME") {
+                config = config.node_name(name);
+            }
+            if let Ok(addr) = std::env::var("ADVERTISE_ADDR") {
+                config = config.advertised_addr(addr.parse()?);
+            }
+            Some(RedisCluster::new(config)?)
+        }
+        Err(_) => None,
+    };
+    let io = match &cluster {
+        Some(cluster) => cluster
+            .install(SocketIo::builder().recovery(RecoveryConfig::default()))
+            .build(),
+        None => SocketIo::new(),
+    };
     io.ns("/", on_connect);
     let page = || async { Html(include_str!("static/index.html")) };
-    let app = axum::Router::new().route("/", get(page)).merge(io.router());
+    let mut app = axum::Router::new().route("/", get(page)).merge(io.router());
+    if let Some(cluster) = &cluster {
+        app = app.layer(cluster.forward_layer());
+    }
 
     let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
+    if let Some(cluster) = cluster.as_ref().filter(|c| c.advertised_addr().is_none()) {
+        cluster.set_advertised_addr(listener.local_addr()?);
+    }
     println!("listening on http://{}", listener.local_addr()?);
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;

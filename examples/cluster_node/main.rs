@@ -203,6 +203,11 @@ fn setup(io: &SocketIo, node: &str, cluster: &RedisCluster) {
                     },
                 );
             }
+            // The benchmark contract (crates/tidewire-bench): `broadcast` goes to room `bench` as `tick`.
+            socket.on("broadcast", |socket, payload: Value, ack| async move {
+                let _ = socket.io().to("bench").emit("tick", payload).await;
+                let _ = ack.send("ok");
+            });
             socket.on("fetch", |socket, room: String, ack| async move {
                 let found = socket.io().within(room).fetch_sockets().await;
                 let mut list: Vec<Value> = found

@@ -17,6 +17,7 @@ common:  --transport websocket|sse|polling (websocket)   --threads N (1)
 idle:    --pid PID --n N (1000) --hold-secs S (3) --concurrency C (64) --no-socketio
 fanout:  --clients C (1000) --step-secs S (3) --max-steps K (12) --start-rate R (100)
          --max-p99-ms MS (200) --overload-secs S (5) --pid PID (server memory under overload)
+         --publish-url URL (publisher on another node of a cluster; default --url)
 echo:    --clients C (1000) --rate R total emits/s (50000) --secs S (10)
 Prints one JSON line per run on stdout; progress and errors go to stderr.";
 
@@ -56,16 +57,29 @@ impl Args {
         let url = self
             .get("--url")
             .unwrap_or_else(|| fail("--url is required"));
-        let host = url.trim_start_matches("http://").trim_end_matches('/');
-        let addr: SocketAddr = host
-            .parse()
-            .unwrap_or_else(|_| fail("--url must be http://127.x.y.z:PORT"));
-        if !addr.ip().is_loopback() {
-            fail(&format!("refusing a non-loopback target: {addr}"));
-        }
-        addr
+        loopback_addr(url)
     }
 
+    /// Where the fan-out publisher connects (`--publish-url`, default `--url`):
+    /// another node of a cluster measures cross-node delivery.
+    pub fn publish_server(&self) -> SocketAddr {
+        self.get("--publish-url")
+            .map_or_else(|| self.server(), loopback_addr)
+    }
+}
+
+fn loopback_addr(url: &str) -> SocketAddr {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let addr: SocketAddr = host
+        .parse()
+        .unwrap_or_else(|_| fail("--url must be http://127.x.y.z:PORT"));
+    if !addr.ip().is_loopback() {
+        fail(&format!("refusing a non-loopback target: {addr}"));
+    }
+    addr
+}
+
+impl Args {
     pub fn transport(&self) -> Kind {
         match self.get("--transport").unwrap_or("websocket") {
             "websocket" | "ws" => Kind::WebSocket,

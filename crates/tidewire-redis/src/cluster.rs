@@ -272,6 +272,17 @@ impl RedisCluster {
         *self.0.advertised.lock() = Some(addr);
     }
 
+    /// Where the other nodes reach this one, once known.
+    ///
+    /// ```no_run
+    /// # fn demo(cluster: tidewire_redis::RedisCluster) {
+    /// assert!(cluster.advertised_addr().is_none() || true);
+    /// # }
+    /// ```
+    pub fn advertised_addr(&self) -> Option<SocketAddr> {
+        *self.0.advertised.lock()
+    }
+
     /// This node's unique id.
     ///
     /// ```no_run

@@ -171,7 +171,7 @@ pub async fn run(args: &Args) -> Value {
     let joined = sh.joined.load(Relaxed) as usize;
     let publisher = match connect(
         Kind::WebSocket,
-        server,
+        args.publish_server(),
         source_addr(n, sources),
         Arc::new(|_: &str| {}),
     )
