@@ -347,8 +347,9 @@ impl AdapterShared {
             }));
             for (sid, answer) in acks.wait(timeout).await {
                 let Ok(payload) = answer else { continue };
+                // Node's adapter carries one ack argument per answer.
                 let attachments = payload.attachments().to_vec();
-                let args = Json::Array(payload.args().to_vec());
+                let args = payload.args().first().cloned().unwrap_or(Json::Null);
                 let message = rmpv::Value::Map(vec![
                     (
                         rmpv::Value::from("type"),

@@ -611,7 +611,11 @@ impl Shared {
                     .and_then(Json::as_str)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or_else(unknown_sid);
-                acks.reply(sid, tidewire::Payload::with_attachments(args, attachments));
+                // One ack argument per answer, as Node's adapter sends it.
+                acks.reply(
+                    sid,
+                    tidewire::Payload::with_attachments(Json::Array(vec![args]), attachments),
+                );
             }
             _ => {}
         }
