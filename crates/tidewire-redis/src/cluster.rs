@@ -353,6 +353,15 @@ impl SessionRouter for Router {
             _ => Owner::Unknown,
         }
     }
+
+    fn refresh(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        let weak = self.0.clone();
+        Box::pin(async move {
+            if let Some(shared) = weak.upgrade() {
+                shared.read_nodes(None).await;
+            }
+        })
+    }
 }
 
 impl Shared {
@@ -618,6 +627,46 @@ impl Shared {
                 );
             }
             _ => {}
+        }
+    }
+}
+
+impl Shared {
+    fn nodes_key(&self) -> String {
+        format!("{}-tidewire#nodes", self.config.key)
+    }
+
+    /// Reads the heartbeat table: the live nodes replace the cached ones
+    /// (`me`, when given, is this node's fresh entry); stale entries are removed.
+    async fn read_nodes(&self, me: Option<NodeInfo>) {
+        let mut all = redis::cmd("HGETALL");
+        all.arg(self.nodes_key());
+        let Ok(table) = self.query::<HashMap<String, String>>(&all).await else {
+            return;
+        };
+        let horizon = now_ms().saturating_sub(
+            u64::try_from(self.config.node_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        let mut live = HashMap::new();
+        let mut stale = Vec::new();
+        for (uid, json) in table {
+            match serde_json::from_str::<NodeInfo>(&json) {
+                Ok(node) if node.seen_ms >= horizon => {
+                    live.insert(uid, node);
+                }
+                _ => stale.push(uid),
+            }
+        }
+        if let Some(me) = me {
+            live.insert(me.uid.clone(), me);
+        } else if let Some(me) = self.nodes.read().get(&self.uid) {
+            live.insert(me.uid.clone(), me.clone());
+        }
+        *self.nodes.write() = live;
+        if !stale.is_empty() {
+            let mut del = redis::cmd("HDEL");
+            del.arg(self.nodes_key()).arg(stale);
+            let _ = self.query::<i64>(&del).await;
         }
     }
 }
@@ -938,36 +987,12 @@ async fn heartbeat(weak: Weak<Shared>) {
             sockets,
             seen_ms: now_ms(),
         };
-        let nodes_key = format!("{}-tidewire#nodes", shared.config.key);
         let mut hset = redis::cmd("HSET");
-        hset.arg(&nodes_key)
+        hset.arg(shared.nodes_key())
             .arg(&me.uid)
             .arg(serde_json::to_string(&me).unwrap_or_default());
         if shared.query::<i64>(&hset).await.is_ok() {
-            let mut all = redis::cmd("HGETALL");
-            all.arg(&nodes_key);
-            if let Ok(table) = shared.query::<HashMap<String, String>>(&all).await {
-                let horizon = now_ms().saturating_sub(
-                    u64::try_from(shared.config.node_timeout.as_millis()).unwrap_or(u64::MAX),
-                );
-                let mut live = HashMap::new();
-                let mut stale = Vec::new();
-                for (uid, json) in table {
-                    match serde_json::from_str::<NodeInfo>(&json) {
-                        Ok(node) if node.seen_ms >= horizon => {
-                            live.insert(uid, node);
-                        }
-                        _ => stale.push(uid),
-                    }
-                }
-                live.insert(me.uid.clone(), me);
-                *shared.nodes.write() = live;
-                if !stale.is_empty() {
-                    let mut del = redis::cmd("HDEL");
-                    del.arg(&nodes_key).arg(stale);
-                    let _ = shared.query::<i64>(&del).await;
-                }
-            }
+            shared.read_nodes(Some(me)).await;
         } else {
             // Redis is away: only this node is known alive.
             let mut nodes = shared.nodes.write();

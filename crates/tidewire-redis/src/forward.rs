@@ -113,6 +113,13 @@ pub enum Owner {
 pub trait SessionRouter: Send + Sync + 'static {
     /// Where the session `sid` lives.
     fn owner(&self, sid: &str) -> Owner;
+
+    /// Brings the membership table up to date; the layer awaits it before
+    /// answering a sid whose owner was [`Owner::Unknown`] (a node that just
+    /// started may not be in the cached table yet). The default does nothing.
+    fn refresh(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Internal errors of the forwarding path; all of them end up as an HTTP answer to the client.
@@ -363,39 +370,61 @@ where
                 return Either::Left(self.inner.call(request));
             }
             match uri.query().and_then(sid_param) {
-                Some(sid) => self.shared.router.owner(&sid),
+                Some(sid) => match self.shared.router.owner(&sid) {
+                    Owner::Unknown => Err(sid.into_owned()),
+                    known => Ok(known),
+                },
                 None => return Either::Left(self.inner.call(request)),
             }
         };
         match owner {
-            Owner::Local => Either::Left(self.inner.call(request)),
-            Owner::Unknown => Either::Right(Box::pin(async { Ok(unknown_sid()) })),
-            Owner::Remote(addr) => {
-                if request.headers().contains_key(FORWARDED_HEADER) {
-                    tracing::warn!(
-                        %addr,
-                        uri = %request.uri(),
-                        "refusing to forward an already forwarded request (cluster routing loop?)"
-                    );
-                    return Either::Right(Box::pin(async { Ok(unknown_sid()) }));
-                }
+            Ok(Owner::Local) => Either::Left(self.inner.call(request)),
+            Ok(Owner::Remote(addr)) => Either::Right(Box::pin(forward_or_refuse(
+                self.shared.clone(),
+                addr,
+                request,
+            ))),
+            Ok(Owner::Unknown) => Either::Right(Box::pin(async { Ok(unknown_sid()) })),
+            Err(sid) => {
+                // Maybe a node that joined after the last membership read: look again once.
                 let shared = self.shared.clone();
                 Either::Right(Box::pin(async move {
-                    Ok(match forward(&shared, addr, request).await {
-                        Ok(response) => response,
-                        Err(e @ (ForwardError::Unreachable { .. } | ForwardError::NoUpgrade)) => {
-                            tracing::warn!(error = %e, "cannot forward engine.io request");
-                            unknown_sid()
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot forward engine.io request");
-                            bad_gateway()
-                        }
-                    })
+                    shared.router.refresh().await;
+                    match shared.router.owner(&sid) {
+                        Owner::Remote(addr) => forward_or_refuse(shared, addr, request).await,
+                        _ => Ok(unknown_sid()),
+                    }
                 }))
             }
         }
     }
+}
+
+/// Forwards `request` to the owner at `addr`, unless it was forwarded already.
+async fn forward_or_refuse<E>(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    request: Request<Body>,
+) -> Result<Response<Body>, E> {
+    if request.headers().contains_key(FORWARDED_HEADER) {
+        tracing::warn!(
+            %addr,
+            uri = %request.uri(),
+            "refusing to forward an already forwarded request (cluster routing loop?)"
+        );
+        return Ok(unknown_sid());
+    }
+    Ok(match forward(&shared, addr, request).await {
+        Ok(response) => response,
+        Err(e @ (ForwardError::Unreachable { .. } | ForwardError::NoUpgrade)) => {
+            tracing::warn!(error = %e, "cannot forward engine.io request");
+            unknown_sid()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot forward engine.io request");
+            bad_gateway()
+        }
+    })
 }
 
 /// Finds the `sid` query parameter without allocating unless it is percent-encoded.
