@@ -160,22 +160,16 @@ impl AdapterShared {
 
     /// A request from another node.
     pub(crate) fn on_request(self: &Arc<Self>, payload: &[u8]) {
-        let request: Json = if payload.first() == Some(&b'{') {
-            match serde_json::from_slice(payload) {
-                Ok(v) => v,
-                Err(_) => return,
-            }
-        } else {
-            match codec::read_msgpack(payload) {
-                Ok(v) => {
-                    let kind = codec::field(&v, "type").and_then(rmpv::Value::as_u64);
-                    if kind == Some(kind::BROADCAST) {
-                        self.on_broadcast_with_ack(&v);
-                    }
-                    return;
+        let request = match codec::read_message(payload) {
+            Some(codec::Message::Json(request)) => request,
+            Some(codec::Message::MessagePack(request)) => {
+                let kind = codec::field(&request, "type").and_then(rmpv::Value::as_u64);
+                if kind == Some(kind::BROADCAST) {
+                    self.on_broadcast_with_ack(&request);
                 }
-                Err(_) => return,
+                return;
             }
+            None => return,
         };
         if request.get("uid").and_then(Json::as_str) == Some(self.cluster.uid.as_str()) {
             return;
@@ -206,7 +200,7 @@ impl AdapterShared {
                     this.respond(json!({ "requestId": request_id, "rooms": rooms }));
                 }
                 kind::REMOTE_JOIN | kind::REMOTE_LEAVE => {
-                    let rooms = string_list(request.get("rooms"));
+                    let rooms = codec::rooms_from_json(request.get("rooms"));
                     if let Some(opts) = request.get("opts") {
                         let opts = codec::opts_from_json(Some(opts));
                         let _ = if kind == kind::REMOTE_JOIN {
@@ -373,28 +367,26 @@ impl AdapterShared {
         });
     }
 
+    /// Asks the other nodes to make the sockets `opts` selects join or leave `rooms`.
+    fn publish_membership(&self, kind: u64, opts: &BroadcastOptions, rooms: &[Room]) {
+        if opts.flags.local {
+            return;
+        }
+        self.publish_request(request(
+            kind,
+            json!({
+                "opts": codec::opts_to_json(opts),
+                "rooms": rooms.iter().map(Room::as_str).collect::<Vec<_>>(),
+            }),
+        ));
+    }
+
     fn publish_request(&self, mut request: serde_json::Map<String, Json>) {
         request.insert("uid".into(), Json::from(self.cluster.uid.clone()));
         let body = serde_json::to_vec(&Json::Object(request)).unwrap_or_default();
         self.cluster
             .publish(self.cluster.request_channel(&self.nsp), body);
     }
-}
-
-fn string_list(value: Option<&Json>) -> Vec<Room> {
-    value
-        .and_then(Json::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| match i {
-                    Json::String(s) => Some(Room::from(s.as_str())),
-                    Json::Number(n) => Some(Room::from(n.to_string())),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn request(kind: u64, fields: Json) -> serde_json::Map<String, Json> {
@@ -623,7 +615,7 @@ impl Adapter for RedisAdapter {
                         // A Node server's socket: its id is not a tidewire id.
                         continue;
                     };
-                    let rooms = string_list(socket.get("rooms"));
+                    let rooms = codec::rooms_from_json(socket.get("rooms"));
                     found.push(RemoteSocket::from_remote(ns.clone(), sid, rooms));
                 }
             }
@@ -636,15 +628,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        if !opts.flags.local {
-            self.0.publish_request(request(
-                kind::REMOTE_JOIN,
-                json!({
-                    "opts": codec::opts_to_json(&opts),
-                    "rooms": rooms.iter().map(Room::as_str).collect::<Vec<_>>(),
-                }),
-            ));
-        }
+        self.0.publish_membership(kind::REMOTE_JOIN, &opts, &rooms);
         self.0.local.add_sockets(opts, rooms)
     }
 
@@ -653,15 +637,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        if !opts.flags.local {
-            self.0.publish_request(request(
-                kind::REMOTE_LEAVE,
-                json!({
-                    "opts": codec::opts_to_json(&opts),
-                    "rooms": rooms.iter().map(Room::as_str).collect::<Vec<_>>(),
-                }),
-            ));
-        }
+        self.0.publish_membership(kind::REMOTE_LEAVE, &opts, &rooms);
         self.0.local.del_sockets(opts, rooms)
     }
 

@@ -551,20 +551,14 @@ impl Shared {
     }
 
     fn on_response(&self, payload: &[u8]) {
-        let response: Json = if payload.first() == Some(&b'{') {
-            match serde_json::from_slice(payload) {
-                Ok(v) => v,
-                Err(_) => return,
+        let response = match codec::read_message(payload) {
+            Some(codec::Message::Json(response)) => response,
+            Some(codec::Message::MessagePack(response)) => {
+                let mut attachments = Vec::new();
+                let json = codec::json_from_msgpack(&response, &mut attachments);
+                return self.on_ack_response(&json, attachments);
             }
-        } else {
-            match codec::read_msgpack(payload) {
-                Ok(v) => {
-                    let mut attachments = Vec::new();
-                    let json = codec::json_from_msgpack(&v, &mut attachments);
-                    return self.on_ack_response(&json, attachments);
-                }
-                Err(_) => return,
-            }
+            None => return,
         };
         let Some(id) = response.get("requestId").and_then(Json::as_str) else {
             return;

@@ -127,24 +127,26 @@ pub fn opts_to_json(opts: &BroadcastOptions) -> Json {
     })
 }
 
+/// Room names from a JSON array (Node allows numbers as room names).
+pub fn rooms_from_json(value: Option<&Json>) -> Vec<Room> {
+    value
+        .and_then(Json::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Json::String(s) => Some(Room::from(s.as_str())),
+                    Json::Number(n) => Some(Room::from(n.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Broadcast options from a JSON request.
 pub fn opts_from_json(value: Option<&Json>) -> BroadcastOptions {
-    let list = |key: &str| -> Vec<Room> {
-        value
-            .and_then(|v| v.get(key))
-            .and_then(Json::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| match i {
-                        Json::String(s) => Some(Room::from(s.as_str())),
-                        Json::Number(n) => Some(Room::from(n.to_string())),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = |key: &str| rooms_from_json(value.and_then(|v| v.get(key)));
     BroadcastOptions {
         rooms: list("rooms"),
         except: list("except"),
@@ -235,6 +237,24 @@ pub fn msgpack_from_json(value: &Json, attachments: &[Bytes]) -> Mp {
                     .collect(),
             )
         }
+    }
+}
+
+/// A request or response from Node's channels: JSON when it starts with `{`,
+/// MessagePack otherwise (broadcasts with acks).
+pub enum Message {
+    /// A JSON message.
+    Json(Json),
+    /// A MessagePack message.
+    MessagePack(Mp),
+}
+
+/// Reads a request or response; `None` when it is neither JSON nor MessagePack.
+pub fn read_message(payload: &[u8]) -> Option<Message> {
+    if payload.first() == Some(&b'{') {
+        serde_json::from_slice(payload).ok().map(Message::Json)
+    } else {
+        read_msgpack(payload).ok().map(Message::MessagePack)
     }
 }
 

@@ -255,10 +255,22 @@ impl RecoveryStore {
         opts: &BroadcastOptions,
         deliver: impl FnOnce(&OutgoingPacket) -> R,
     ) -> R {
-        let now = Instant::now();
         let mut inner = self.inner.lock();
         let offset = inner.next_offset;
         inner.next_offset += 1;
+        let stamped = self.append(&mut inner, offset, packet, opts);
+        deliver(&stamped)
+    }
+
+    /// Appends `packet` at `offset` (stamped with it) and trims the log.
+    fn append(
+        &self,
+        inner: &mut Inner,
+        offset: u64,
+        packet: &OutgoingPacket,
+        opts: &BroadcastOptions,
+    ) -> OutgoingPacket {
+        let now = Instant::now();
         let stamped = packet.with_offset(offset);
         let bytes = stamped
             .engine_packets()
@@ -275,8 +287,8 @@ impl RecoveryStore {
             bytes,
         });
         inner.bytes += bytes;
-        self.trim(&mut inner, now);
-        deliver(&stamped)
+        self.trim(inner, now);
+        stamped
     }
 
     /// Records a packet a cluster already gave `offset` (every node sees the
@@ -291,7 +303,6 @@ impl RecoveryStore {
         opts: &BroadcastOptions,
         deliver: impl FnOnce(&OutgoingPacket),
     ) {
-        let now = Instant::now();
         let mut inner = self.inner.lock();
         if offset < inner.next_offset {
             return;
@@ -302,23 +313,7 @@ impl RecoveryStore {
             inner.trimmed_through = offset - 1;
         }
         inner.next_offset = offset + 1;
-        let stamped = packet.with_offset(offset);
-        let bytes = stamped
-            .engine_packets()
-            .iter()
-            .map(|p| p.len())
-            .sum::<usize>()
-            + 64;
-        inner.log.push_back(Entry {
-            offset,
-            at: now,
-            packet: stamped.clone(),
-            rooms: opts.rooms.clone(),
-            except: opts.except.clone(),
-            bytes,
-        });
-        inner.bytes += bytes;
-        self.trim(&mut inner, now);
+        let stamped = self.append(&mut inner, offset, packet, opts);
         self.advanced.notify_waiters();
         deliver(&stamped)
     }
