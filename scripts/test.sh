@@ -180,6 +180,22 @@ section "browser end-to-end tests (tests/browser)"
 counted node --test tests/browser/
 # --- end of browser end-to-end (issue #4) ---
 
+# --- multi-node: tidewire-redis (tests/cluster) ---
+# 3 cluster-node processes ($CARGO_TARGET_DIR/debug/cluster-node) on a real
+# redis-server (each test file starts its own, on a free port): the adapter
+# across nodes and against Node's @socket.io/redis-adapter and redis-emitter,
+# sessions behind round-robin nginx (no sticky sessions), a node killed
+# mid-stream, a Redis outage. One file at a time (they are timing-sensitive).
+section "debian packages for the cluster tests (redis-server)"
+need_apt redis-server:redis-server
+
+section "npm dependencies (tests/cluster)"
+npm_deps tests/cluster
+
+section "multi-node tests (tests/cluster)"
+counted node --test --test-concurrency=1 tests/cluster/
+# --- end of multi-node ---
+
 section "python dependencies (target/pyenv)"
 python_deps
 

@@ -3,13 +3,15 @@
 //
 //   no-upgrade.conf  refuses WebSocket upgrades; streamed responses (SSE) pass
 //   buffering.conf   refuses WebSocket upgrades and holds streamed responses back
+//   cluster-round-robin.conf  round-robin over several nodes, no stickiness
+//   cluster-sticky.conf       the same pinned by client address (ip_hash)
 //
 // Each nginx gets its own prefix directory (config, pid, logs, temp paths) in a
 // fresh temp dir, listens on 127.0.0.1 on a free port, and runs in the
 // foreground without a master process (`daemon off; master_process off;`), so
 // the child we spawn is nginx itself and killing it stops it.
 //
-// Used by tests/browser; not a test file itself.
+// Used by tests/browser and tests/cluster; not a test file itself.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +23,9 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const NGINX_BIN = process.env.NGINX_BIN || ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) || 'nginx';
-export const FIXTURES = ['no-upgrade', 'buffering'];
+export const FIXTURES = ['no-upgrade', 'buffering', 'cluster-round-robin', 'cluster-sticky'];
+// Fixtures over several upstreams: startNginx() takes an array of ports for them.
+export const CLUSTER_FIXTURES = ['cluster-round-robin', 'cluster-sticky'];
 
 // nginx processes still running when this process exits are killed.
 const running = new Set();
@@ -61,11 +65,19 @@ export async function waitForPort(port, timeoutMs, isAlive = () => true) {
 }
 
 /**
- * Starts nginx with fixture `name` proxying to 127.0.0.1:upstreamPort.
+ * Starts nginx with fixture `name` proxying to 127.0.0.1:upstreamPort; for the
+ * cluster fixtures `upstreamPort` is an array of ports (one upstream server each).
  * Returns { url, port, prefix, logs(), stop() }.
  */
 export async function startNginx(name, upstreamPort, { startTimeoutMs = 10_000 } = {}) {
   if (!FIXTURES.includes(name)) throw new Error(`unknown nginx fixture ${name}`);
+  const cluster = CLUSTER_FIXTURES.includes(name);
+  if (cluster !== Array.isArray(upstreamPort) || (cluster && upstreamPort.length === 0)) {
+    throw new Error(`nginx fixture ${name} takes ${cluster ? 'a non-empty array of upstream ports' : 'one upstream port'}`);
+  }
+  const upstreamServers = cluster
+    ? upstreamPort.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).join('\n')
+    : '';
   const template = await readFile(path.join(HERE, `${name}.conf`), 'utf8');
   const prefix = await mkdtemp(path.join(os.tmpdir(), `tidewire-nginx-${name}-`));
   await mkdir(path.join(prefix, 'tmp'));
@@ -76,6 +88,7 @@ export async function startNginx(name, upstreamPort, { startTimeoutMs = 10_000 }
     const conf = template
       .replaceAll('@PREFIX@', prefix)
       .replaceAll('@LISTEN@', String(port))
+      .replaceAll('@UPSTREAM_SERVERS@', upstreamServers)
       .replaceAll('@UPSTREAM@', String(upstreamPort));
     const confPath = path.join(prefix, 'nginx.conf');
     await writeFile(confPath, conf);

@@ -322,7 +322,8 @@ impl AdapterShared {
         let Some(packet) = codec::field(request, "packet") else {
             return;
         };
-        let Ok(packet) = codec::packet_from_node(packet, &self.nsp) else {
+        let id = self.ctx.next_ack_id();
+        let Ok(packet) = codec::packet_from_node_with_id(packet, &self.nsp, Some(id)) else {
             return;
         };
         let opts = codec::opts_from_node(codec::field(request, "opts"));

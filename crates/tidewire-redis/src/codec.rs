@@ -261,6 +261,18 @@ pub fn read_message(payload: &[u8]) -> Option<Message> {
 /// A socket.io-parser packet object (`{type, data, nsp, id?}`) as the packet
 /// this server sends (`nsp` as given: a broadcast names its namespace).
 pub fn packet_from_node(packet: &Mp, nsp: &str) -> Result<OutgoingPacket, CodecError> {
+    let id = field(packet, "id").and_then(Mp::as_u64);
+    packet_from_node_with_id(packet, nsp, id)
+}
+
+/// Like [`packet_from_node`], with ack id `id` whatever the packet says (a
+/// broadcast with acks gets an id of the namespace that sends it: Node's
+/// adapter publishes it without one).
+pub fn packet_from_node_with_id(
+    packet: &Mp,
+    nsp: &str,
+    id: Option<u64>,
+) -> Result<OutgoingPacket, CodecError> {
     let kind = field(packet, "type")
         .and_then(Mp::as_u64)
         .ok_or(CodecError::Shape("packet without a type"))?;
@@ -270,7 +282,6 @@ pub fn packet_from_node(packet: &Mp, nsp: &str) -> Result<OutgoingPacket, CodecE
         _ => return Err(CodecError::Shape("only events and acks are broadcast")),
     };
     let data = field(packet, "data").ok_or(CodecError::Shape("packet without data"))?;
-    let id = field(packet, "id").and_then(Mp::as_u64);
     let mut attachments = Vec::new();
     let json = json_from_msgpack(data, &mut attachments);
     if !json.is_array() {

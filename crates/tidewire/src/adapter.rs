@@ -481,6 +481,16 @@ impl AdapterContext {
         tokio::spawn(handler(event, args));
     }
 
+    /// A fresh ack id of this namespace, for a broadcast with acks another
+    /// node asked for (its own id would mean nothing here).
+    ///
+    /// ```
+    /// let id = |ctx: &tidewire::adapter::AdapterContext| ctx.next_ack_id();
+    /// ```
+    pub fn next_ack_id(&self) -> u64 {
+        self.namespace().map_or(0, |ns| ns.next_ack_id())
+    }
+
     /// Ends the local socket `sid` because its client resumed its session on
     /// another node (its state there must not be touched).
     ///
