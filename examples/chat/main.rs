@@ -169,6 +169,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     let shutdown = async move {
         let _ = tokio::signal::ctrl_c().await;
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
         io.shutdown().await;
     };
     let app = app.into_make_service_with_connect_info::<SocketAddr>();

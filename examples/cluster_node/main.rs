@@ -64,12 +64,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         stdout.flush()?;
     }
     let shutdown_io = io.clone();
+    let leaving = cluster.clone();
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = tokio::signal::ctrl_c().await;
+        leaving.leave().await;
         shutdown_io.shutdown().await;
     })
     .await?;

@@ -318,6 +318,22 @@ impl RedisCluster {
         nodes
     }
 
+    /// Leaves the cluster at shutdown: the other nodes stop forwarding to
+    /// this one at once instead of after the heartbeat timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: tidewire_redis::RedisCluster) {
+    /// cluster.leave().await;
+    /// # }
+    /// ```
+    pub async fn leave(&self) {
+        let mut del = redis::cmd("HDEL");
+        del.arg(self.0.nodes_key()).arg(&self.0.uid);
+        if let Err(error) = self.0.query::<i64>(&del).await {
+            tracing::warn!(%error, "could not leave the cluster table; the others will notice in a few seconds");
+        }
+    }
+
     /// Whether Redis answered the last command (false while it is away).
     ///
     /// ```no_run
