@@ -43,6 +43,9 @@ pub(crate) struct AdapterShared {
     /// Connected sockets' private ids: pid -> (sid, connected_at).
     live: Mutex<HashMap<Sid, (Sid, u64)>>,
     recovery: OnceLock<Option<RecoveryConfig>>,
+    /// Where the stream reader starts for this namespace, read when the
+    /// namespace is created (the reader may only get to it a blocking read later).
+    pub start: Mutex<Option<String>>,
 }
 
 /// The Redis adapter of one namespace; made by [`RedisCluster::adapter`](crate::RedisCluster::adapter).
@@ -74,6 +77,7 @@ impl RedisAdapter {
             nsp,
             live: Mutex::default(),
             recovery: OnceLock::new(),
+            start: Mutex::new(None),
         }))
     }
 }
@@ -403,6 +407,14 @@ impl Adapter for RedisAdapter {
     fn init(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
         Box::pin(async move {
             let shared = &self.0;
+            let mut conn = shared.cluster.cmd.clone();
+            match crate::cluster::start_position(&shared.cluster, &mut conn, &shared.nsp, shared)
+                .await
+            {
+                Ok(position) => *shared.start.lock() = Some(position),
+                // The stream reader finds its start itself once Redis is back.
+                Err(error) => tracing::debug!(%error, "stream position unknown at creation"),
+            }
             shared
                 .cluster
                 .namespaces

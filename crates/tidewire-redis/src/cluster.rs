@@ -865,7 +865,12 @@ async fn stream_reader(weak: Weak<Shared>) {
             if positions.contains_key(nsp) {
                 continue;
             }
-            match start_position(&shared, &mut conn, nsp, adapter).await {
+            let known = adapter.start.lock().take();
+            let start = match known {
+                Some(position) => Ok(position),
+                None => start_position(&shared, &mut conn, nsp, adapter).await,
+            };
+            match start {
                 Ok(position) => {
                     positions.insert(nsp.clone(), position);
                 }
@@ -946,7 +951,7 @@ fn deliver_entry(adapter: &AdapterShared, entry: &redis::streams::StreamId) {
 
 /// Where a namespace's reading starts: its stream's end, after loading the
 /// recent entries into the recovery log (so clients of a dead node can resume here).
-async fn start_position(
+pub(crate) async fn start_position(
     shared: &Shared,
     conn: &mut ConnectionManager,
     nsp: &str,
