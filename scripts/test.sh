@@ -167,11 +167,12 @@ counted env FAULT_COUNT=2000 FAULT_CUTS=5 node --test tests/faults/
 
 # --- browser end-to-end (issue #4) ---
 # The chat example (examples/chat) in Debian's chromium driven by playwright-core:
-# direct, behind real nginx proxies (tests/nginx) and across a server restart.
+# direct, behind real nginx proxies (tests/nginx), across a server restart, and
+# as three nodes on a real redis-server behind round-robin nginx (cluster.test.mjs).
 # Screenshots go to $CARGO_TARGET_DIR/screenshots/. Never downloads a browser:
 # playwright-core launches /usr/bin/chromium.
-section "debian packages for the browser tests (nginx, chromium)"
-need_apt nginx chromium
+section "debian packages for the browser tests (nginx, chromium, redis-server)"
+need_apt nginx chromium redis-server:redis-server
 
 section "npm dependencies (tests/browser)"
 npm_deps tests/browser

@@ -5,6 +5,7 @@
 //   buffering.conf   refuses WebSocket upgrades and holds streamed responses back
 //   cluster-round-robin.conf  round-robin over several nodes, no stickiness
 //   cluster-sticky.conf       the same pinned by client address (ip_hash)
+//   cluster-no-upgrade.conf   round-robin that refuses WebSocket upgrades (SSE)
 //
 // Each nginx gets its own prefix directory (config, pid, logs, temp paths) in a
 // fresh temp dir, listens on 127.0.0.1 on a free port, and runs in the
@@ -23,9 +24,9 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const NGINX_BIN = process.env.NGINX_BIN || ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) || 'nginx';
-export const FIXTURES = ['no-upgrade', 'buffering', 'cluster-round-robin', 'cluster-sticky'];
+export const FIXTURES = ['no-upgrade', 'buffering', 'cluster-round-robin', 'cluster-sticky', 'cluster-no-upgrade'];
 // Fixtures over several upstreams: startNginx() takes an array of ports for them.
-export const CLUSTER_FIXTURES = ['cluster-round-robin', 'cluster-sticky'];
+export const CLUSTER_FIXTURES = ['cluster-round-robin', 'cluster-sticky', 'cluster-no-upgrade'];
 
 // nginx processes still running when this process exits are killed.
 const running = new Set();
