@@ -705,6 +705,25 @@ pub struct LocalAdapter {
 struct RoomState {
     rooms: HashMap<Room, HashSet<Sid>>,
     sids: HashMap<Sid, SmallVec<[Room; 2]>>,
+    /// The local sockets of a room, resolved once for repeated broadcasts to
+    /// it (a plain `to(room)`): no id lookups per recipient. Only rooms that
+    /// exist are cached; any change to a room's members, or to the rooms of a
+    /// socket in it, drops its entry.
+    recipients: HashMap<Room, Arc<[Socket]>>,
+}
+
+impl RoomState {
+    /// Drops the cached recipients of `sid`'s rooms.
+    fn forget_rooms_of(&mut self, sid: &Sid) {
+        if self.recipients.is_empty() {
+            return;
+        }
+        if let Some(mine) = self.sids.get(sid) {
+            for room in mine {
+                self.recipients.remove(room);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for LocalAdapter {
@@ -752,12 +771,17 @@ impl LocalAdapter {
 
     fn add_all_now(&self, sid: Sid, rooms: Vec<Room>) {
         let mut state = self.state.write();
+        // The socket may be a new one with a known id (a resumed session): its
+        // rooms are resolved again.
+        state.forget_rooms_of(&sid);
         let RoomState {
             rooms: by_room,
             sids,
+            recipients,
         } = &mut *state;
         let mine = sids.entry(sid).or_default();
         for room in rooms {
+            recipients.remove(&room);
             if mine.contains(&room) {
                 continue;
             }
@@ -768,7 +792,13 @@ impl LocalAdapter {
 
     fn del_now(&self, sid: Sid, room: &str) {
         let mut state = self.state.write();
-        let RoomState { rooms, sids } = &mut *state;
+        state.forget_rooms_of(&sid);
+        let RoomState {
+            rooms,
+            sids,
+            recipients,
+        } = &mut *state;
+        recipients.remove(room);
         if let Some(mine) = sids.get_mut(&sid) {
             mine.retain(|r| r.as_str() != room);
         }
@@ -782,7 +812,8 @@ impl LocalAdapter {
 
     fn del_all_now(&self, sid: Sid) {
         let mut state = self.state.write();
-        let RoomState { rooms, sids } = &mut *state;
+        state.forget_rooms_of(&sid);
+        let RoomState { rooms, sids, .. } = &mut *state;
         for room in sids.remove(&sid).unwrap_or_default() {
             if let Some(members) = rooms.get_mut(&room) {
                 members.remove(&sid);
@@ -823,6 +854,30 @@ impl LocalAdapter {
             }
         }
         out
+    }
+
+    /// The local sockets in `room`, resolved once and kept until the room's
+    /// members change; `None` when the room does not exist.
+    fn room_sockets(&self, room: &Room) -> Option<Arc<[Socket]>> {
+        {
+            let state = self.state.read();
+            if let Some(sockets) = state.recipients.get(room.as_str()) {
+                return Some(sockets.clone());
+            }
+            if !state.rooms.contains_key(room.as_str()) {
+                return None;
+            }
+        }
+        let mut state = self.state.write();
+        let state = &mut *state;
+        if let Some(sockets) = state.recipients.get(room.as_str()) {
+            return Some(sockets.clone());
+        }
+        let members = state.rooms.get(room.as_str())?;
+        let sids: Vec<Sid> = members.iter().copied().collect();
+        let sockets: Arc<[Socket]> = self.ctx.local_sockets(Some(&sids)).into();
+        state.recipients.insert(room.clone(), sockets.clone());
+        Some(sockets)
     }
 
     fn apply(&self, opts: &BroadcastOptions) -> Vec<Socket> {
@@ -866,6 +921,17 @@ impl Adapter for LocalAdapter {
     }
 
     fn broadcast_local_now(&self, packet: &OutgoingPacket, opts: &BroadcastOptions) {
+        if let ([room], []) = (opts.rooms.as_slice(), opts.except.as_slice()) {
+            // One room, nobody excluded: its cached sockets. A socket that left
+            // the namespace since they were resolved (it leaves its rooms
+            // right after) is skipped, as the lookup by id would have.
+            for socket in self.room_sockets(room).iter().flat_map(|s| s.iter()) {
+                if socket.connected() {
+                    let _ = socket.deliver(packet, opts.flags.volatile);
+                }
+            }
+            return;
+        }
         for socket in self.apply(opts) {
             // A full queue closes that client on its own; others are unaffected.
             let _ = socket.deliver(packet, opts.flags.volatile);
@@ -998,6 +1064,38 @@ mod tests {
                 &OutgoingPacket::from_parts(bytes::Bytes::from_static(b"2[\"x\"]"), vec![], None),
                 &BroadcastOptions::default()
             ));
+        });
+    }
+
+    #[test]
+    fn cached_recipients_follow_membership() {
+        block(async {
+            let a = LocalAdapter::detached("/");
+            let cached =
+                |a: &LocalAdapter, room: &str| a.state.read().recipients.contains_key(room);
+            let (s1, s2) = (Sid::generate(), Sid::generate());
+            let r = Room::from("r");
+            assert!(a.room_sockets(&r).is_none(), "no room, nothing cached");
+            assert!(!cached(&a, "r"));
+            a.add_all(s1, vec![r.clone()]).await.unwrap();
+            assert!(a.room_sockets(&r).is_some());
+            assert!(cached(&a, "r"));
+            // Any change to the room's members, or to a member's rooms, drops the entry.
+            a.add_all(s2, vec![r.clone()]).await.unwrap();
+            assert!(!cached(&a, "r"));
+            a.room_sockets(&r);
+            a.add_all(s1, vec!["other".into()]).await.unwrap();
+            assert!(!cached(&a, "r"));
+            a.room_sockets(&r);
+            a.del(s2, "other".into()).await.unwrap();
+            assert!(!cached(&a, "r"));
+            a.room_sockets(&r);
+            a.del_all(s1).await.unwrap();
+            assert!(!cached(&a, "r"));
+            a.room_sockets(&r);
+            a.del(s2, r.clone()).await.unwrap();
+            assert!(!cached(&a, "r"));
+            assert!(a.room_sockets(&r).is_none(), "the room is gone");
         });
     }
 }

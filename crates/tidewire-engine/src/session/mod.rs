@@ -163,7 +163,8 @@ impl<D: Send + Sync + 'static> Session<D> {
 
     /// Queues one encoded packet.
     pub fn send(&self, packet: EncodedPacket) -> Result<(), SendError> {
-        self.send_batch([packet])
+        let result = self.0.state.lock().push(packet, &self.0.shared.limits);
+        self.after_push(result)
     }
 
     /// Queues several packets together, in order, with nothing in between

@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 use crate::packet::{EncodedPacket, PacketType};
 use crate::{CloseReason, TransportKind};
 
+/// Most queue slots an emptied queue keeps allocated for the next batch; a
+/// burst larger than this gives its memory back once it is written.
+const KEPT_QUEUE_CAPACITY: usize = 32;
+
+/// Whether an emptied queue that held `drained` packets keeps its allocation:
+/// only a busy session (several packets per batch) does, and only up to
+/// [`KEPT_QUEUE_CAPACITY`]. A quiet one (a lone ping or reply) frees it, so an
+/// idle session holds no queue memory.
+fn keep_queue_allocation(drained: usize, capacity: usize) -> bool {
+    drained >= 2 && capacity <= KEPT_QUEUE_CAPACITY
+}
+
 /// The limits and timings a session enforces.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -157,6 +169,28 @@ impl SessionState {
         Ok(was_empty)
     }
 
+    /// Queues one packet: [`SessionState::push_all`] for the common case of a
+    /// single packet, without going through an iterator of clones.
+    pub(crate) fn push(
+        &mut self,
+        packet: EncodedPacket,
+        limits: &Limits,
+    ) -> Result<bool, SendError> {
+        if self.closed.is_some() {
+            return Err(SendError::Closed);
+        }
+        let bytes = packet.len();
+        if self.queue.len() + self.retained.len() + 1 > limits.max_packets
+            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes
+        {
+            return Err(SendError::SlowConsumer);
+        }
+        let was_empty = self.queue.is_empty();
+        self.queue.push_back(packet);
+        self.queued_bytes += bytes;
+        Ok(was_empty)
+    }
+
     /// Queues packets the application allows to be lost, all or none: dropped
     /// when the client already has half a queue's worth waiting, or mid-upgrade.
     pub(crate) fn push_volatile_all<I>(
@@ -186,6 +220,28 @@ impl SessionState {
     pub(crate) fn take_queue(&mut self) -> VecDeque<EncodedPacket> {
         self.queued_bytes = 0;
         std::mem::take(&mut self.queue)
+    }
+
+    /// Payload bytes waiting in the queue.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Hands every queued packet to `write`, in order, and empties the queue;
+    /// a busy session keeps its allocation (see [`keep_queue_allocation`]) so
+    /// it does not allocate a new queue for every batch. Returns how many
+    /// packets were written.
+    pub(crate) fn drain_queue(&mut self, mut write: impl FnMut(&EncodedPacket)) -> usize {
+        let n = self.queue.len();
+        for packet in &self.queue {
+            write(packet);
+        }
+        self.queue.clear();
+        self.queued_bytes = 0;
+        if n > 0 && !keep_queue_allocation(n, self.queue.capacity()) {
+            self.queue = VecDeque::new();
+        }
+        n
     }
 
     /// Marks the session closed. Returns false if it already was.
@@ -370,13 +426,17 @@ impl SessionState {
             // Upgraded: the stream ends with a noop after everything it carried.
             return SseStep::Finish(vec![(0, EncodedPacket::control(PacketType::Noop))]);
         }
-        let queue = self.take_queue();
-        let mut events = Vec::with_capacity(queue.len());
-        for packet in queue {
+        // Drained in place: the queue keeps its allocation for the next batch.
+        let mut events = Vec::with_capacity(self.queue.len());
+        self.queued_bytes = 0;
+        for packet in self.queue.drain(..) {
             self.down_seq += 1;
             self.retained_bytes += packet.len();
             self.retained.push_back((self.down_seq, packet.clone()));
             events.push((self.down_seq, packet));
+        }
+        if !events.is_empty() && !keep_queue_allocation(events.len(), self.queue.capacity()) {
+            self.queue = VecDeque::new();
         }
         if self.closed.is_some() {
             SseStep::Finish(events)

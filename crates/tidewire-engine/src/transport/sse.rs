@@ -1,5 +1,6 @@
 //! Server-sent events: a `text/event-stream` response down, POSTs up (see `docs/sse.md`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use axum::body::Body;
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use tokio::time::{Instant, Sleep};
 
 use super::polling::receive_post;
 use super::Transport;
@@ -78,11 +80,14 @@ fn stream_response<H: EngineHandler>(
     };
     // Wake a stream this one replaces, so it ends now.
     session.wake();
+    let keepalive = core.config.sse_keepalive;
     let state = StreamState {
         session,
         stream_id,
         replay: (!replay.is_empty()).then(|| encode_events(&replay)),
-        keepalive: core.config.sse_keepalive,
+        keepalive,
+        timer: Box::pin(tokio::time::sleep(keepalive)),
+        last_write: Instant::now(),
         done: false,
     };
     let body = futures_util::stream::unfold(state, next_chunk);
@@ -100,6 +105,11 @@ struct StreamState<D: Send + Sync + 'static> {
     stream_id: u32,
     replay: Option<Bytes>,
     keepalive: Duration,
+    /// One timer for the stream's life, moved only when it fires: writes just
+    /// note their time, so a busy stream does not touch the timer wheel.
+    timer: Pin<Box<Sleep>>,
+    /// When the stream last wrote something; the keep-alive goes `keepalive` after it.
+    last_write: Instant,
     done: bool,
 }
 
@@ -118,7 +128,10 @@ async fn next_chunk<D: Send + Sync + 'static>(
         tokio::pin!(changed);
         changed.as_mut().enable();
         match session.with_state(|s| s.sse_next(state.stream_id)) {
-            SseStep::Write(events) => return Some((Ok(encode_events(&events)), state)),
+            SseStep::Write(events) => {
+                state.last_write = Instant::now();
+                return Some((Ok(encode_events(&events)), state));
+            }
             SseStep::Finish(events) => {
                 state.done = true;
                 return Some((Ok(encode_events(&events)), state));
@@ -126,11 +139,22 @@ async fn next_chunk<D: Send + Sync + 'static>(
             SseStep::Superseded => return None,
             SseStep::Wait => {}
         }
-        tokio::select! {
-            _ = &mut changed => {}
-            _ = tokio::time::sleep(state.keepalive) => {
-                return Some((Ok(Bytes::from_static(b":\n\n")), state));
+        let timer_fired = tokio::select! {
+            biased;
+            _ = &mut changed => false,
+            _ = state.timer.as_mut() => true,
+        };
+        if timer_fired {
+            let due = state.last_write + state.keepalive;
+            let now = Instant::now();
+            if due > now {
+                // Something was written since the timer was set: wait out the rest.
+                state.timer.as_mut().reset(due);
+                continue;
             }
+            state.last_write = now;
+            state.timer.as_mut().reset(now + state.keepalive);
+            return Some((Ok(Bytes::from_static(b":\n\n")), state));
         }
     }
 }
@@ -147,11 +171,18 @@ fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
 
 fn write_event(out: &mut BytesMut, id: u64, packet: &EncodedPacket) {
     if id != 0 {
+        let mut digits = [0u8; 20];
         out.put_slice(b"id: ");
-        out.put_slice(id.to_string().as_bytes());
+        out.put_slice(decimal(id, &mut digits));
         out.put_u8(b'\n');
     }
     match packet {
+        // The usual packet, one line: no search for CR, then for each LF.
+        EncodedPacket::Text(text) if !has_line_break(text) => {
+            out.put_slice(b"data: ");
+            out.put_slice(text);
+            out.put_u8(b'\n');
+        }
         EncodedPacket::Text(text) if text.contains(&b'\r') => {
             out.put_slice(b"event: t64\ndata: ");
             let encoded = base64::engine::general_purpose::STANDARD.encode(text);
@@ -173,6 +204,40 @@ fn write_event(out: &mut BytesMut, id: u64, packet: &EncodedPacket) {
         }
     }
     out.put_u8(b'\n');
+}
+
+/// Whether `text` holds a CR or an LF; eight bytes at a time (the classic
+/// "word has a zero byte" test on the bytes XORed with CR and with LF).
+fn has_line_break(text: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut chunks = text.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        if has_zero(word ^ CRS) || has_zero(word ^ LFS) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
+/// `n` in decimal, written into `digits` without allocating.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &digits[at..]
 }
 
 #[cfg(test)]
@@ -202,5 +267,23 @@ mod tests {
             "id: 6\nevent: t64\ndata: NGENYg==\n\n"
         );
         assert_eq!(event(0, EncodedPacket::message("x")), "data: 4x\n\n");
+        assert_eq!(
+            event(u64::MAX, EncodedPacket::message("")),
+            "id: 18446744073709551615\ndata: 4\n\n"
+        );
+        for (text, breaks) in [
+            ("", false),
+            ("4abcdefghijklmnopq", false),
+            ("4abcdefg\rhijklmnopq", true),
+            ("4abcdefghijklmn\nopq", true),
+            ("4abcdefghijklmnopq\n", true),
+            ("\u{10d}\u{20a}\u{8d0a}", false),
+        ] {
+            assert_eq!(has_line_break(text.as_bytes()), breaks, "{text:?}");
+        }
+        assert_eq!(
+            event(10, EncodedPacket::message("\n")),
+            "id: 10\ndata: 4\ndata: \n\n"
+        );
     }
 }

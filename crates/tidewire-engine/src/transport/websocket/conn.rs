@@ -5,11 +5,11 @@
 //! heartbeat lives in the engine's shared timer, so the task holds no timer
 //! of its own.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt as _;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,12 +43,21 @@ pub(super) struct Connection<H: EngineHandler> {
     id: u32,
     /// Still proving itself during an upgrade; the HTTP transport carries the session meanwhile.
     probing: bool,
+    /// Frames waiting to be written: everything queued, framed under the
+    /// session lock in one pass, so it leaves in one write. A busy connection
+    /// (several frames per batch) keeps it between batches, up to
+    /// [`KEPT_OUT_CAPACITY`]; a quiet one frees it after each write.
+    out: Vec<u8>,
 }
 
+/// Most bytes the write buffer keeps allocated once it has been written.
+const KEPT_OUT_CAPACITY: usize = 4096;
+
 enum Step {
-    Write(VecDeque<EncodedPacket>),
-    /// The session closed: write what is left (maybe a close packet), then end.
-    Finish(VecDeque<EncodedPacket>),
+    /// `out` holds this many frames to write.
+    Write(usize),
+    /// The session closed: write what is left in `out` (maybe a close packet), then end.
+    Finish,
     /// This connection no longer carries the session (probe failed, replaced).
     Abandon,
     Wait,
@@ -66,6 +75,7 @@ impl<H: EngineHandler> Connection<H> {
             session,
             id: 1,
             probing: false,
+            out: Vec::new(),
         }
     }
 
@@ -75,6 +85,7 @@ impl<H: EngineHandler> Connection<H> {
             session,
             id,
             probing: true,
+            out: Vec::new(),
         }
     }
 
@@ -98,21 +109,28 @@ impl<H: EngineHandler> Connection<H> {
         let mut decoder = FrameDecoder::new(self.core.config.max_payload);
         // A second handle so the wake-up future does not borrow `self`.
         let session = self.session.clone();
+        // Enabled before every look at the state; replaced only once it fires,
+        // so a write or a read that changed nothing does not set up a new one.
+        let changed = session.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         loop {
-            let changed = session.changed();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             match self.next_step() {
-                Step::Write(packets) => {
-                    if let Err(reason) = self.write_packets(&mut io, &packets).await {
+                Step::Write(frames) => {
+                    if let Err(reason) = self.write_out(&mut io).await {
                         self.lost(reason);
                         return;
                     }
+                    if frames >= 2 && self.out.capacity() <= KEPT_OUT_CAPACITY {
+                        self.out.clear();
+                    } else {
+                        self.out = Vec::new();
+                    }
                     continue;
                 }
-                Step::Finish(packets) => {
+                Step::Finish => {
+                    let mut out = std::mem::take(&mut self.out);
                     let _ = tokio::time::timeout(FINISH_TIMEOUT, async {
-                        let mut out = encode_frames(&packets);
                         write_server_frame(&mut out, OpCode::Close, &close_payload(1000, ""));
                         io.write_all(&out).await?;
                         io.shutdown().await
@@ -127,7 +145,10 @@ impl<H: EngineHandler> Connection<H> {
                 Step::Wait => {}
             }
             let wanted = decoder.bytes_wanted(&read_buf);
-            tokio::select! {
+            // Fixed order (no random draw per wake-up); the read comes first, so
+            // a steady stream of outgoing packets never starves the client's input.
+            let fired = tokio::select! {
+                biased;
                 result = read_some(&mut io, &mut read_buf, wanted) => {
                     match result {
                         Ok(0) => return self.lost(CloseReason::TransportClose),
@@ -144,8 +165,13 @@ impl<H: EngineHandler> Connection<H> {
                         // Idle connections keep no buffer; the next read reserves one.
                         read_buf = BytesMut::new();
                     }
+                    false
                 }
-                _ = &mut changed => {}
+                _ = changed.as_mut() => true,
+            };
+            if fired {
+                changed.set(session.changed());
+                changed.as_mut().enable();
             }
         }
     }
@@ -177,7 +203,7 @@ impl<H: EngineHandler> Connection<H> {
 
     /// Decides, under the session lock, what this connection does next.
     fn next_step(&mut self) -> Step {
-        let (id, probing) = (self.id, &mut self.probing);
+        let (id, probing, out) = (self.id, &mut self.probing, &mut self.out);
         self.session.with_state(|s| {
             if *probing {
                 if s.is_active(id) {
@@ -191,13 +217,15 @@ impl<H: EngineHandler> Connection<H> {
             if !s.is_active(id) {
                 return Step::Abandon;
             }
-            let packets = s.take_queue();
+            // One allocation for the whole batch: payloads plus at most 10 header bytes each.
+            out.reserve(s.queued_bytes() + 10 * s.queued());
+            let written = s.drain_queue(|packet| encode_frame(out, packet));
             if s.closed().is_some() {
-                Step::Finish(packets)
-            } else if packets.is_empty() {
+                Step::Finish
+            } else if written == 0 {
                 Step::Wait
             } else {
-                Step::Write(packets)
+                Step::Write(written)
             }
         })
     }
@@ -273,13 +301,13 @@ impl<H: EngineHandler> Connection<H> {
         Flow::Continue
     }
 
-    /// Writes packets as frames; fails if the session closes while the client is not reading.
-    async fn write_packets(
-        &self,
-        io: &mut Io,
-        packets: &VecDeque<EncodedPacket>,
-    ) -> Result<(), CloseReason> {
-        let out = encode_frames(packets);
+    /// Writes the framed batch in `out`; fails if the session closes while the client is not reading.
+    async fn write_out(&self, io: &mut Io) -> Result<(), CloseReason> {
+        let mut write = std::pin::pin!(io.write_all(&self.out));
+        // Usually the socket takes the whole batch at once: no need to watch for a close.
+        if let Some(result) = write.as_mut().now_or_never() {
+            return result.map_err(|_| CloseReason::TransportError);
+        }
         let closed = async {
             loop {
                 let changed = self.session.changed();
@@ -292,7 +320,8 @@ impl<H: EngineHandler> Connection<H> {
             }
         };
         tokio::select! {
-            result = io.write_all(&out) => result.map_err(|_| CloseReason::TransportError),
+            biased;
+            result = write => result.map_err(|_| CloseReason::TransportError),
             _ = closed => Err(CloseReason::TransportError),
         }
     }
@@ -308,17 +337,12 @@ impl<H: EngineHandler> Connection<H> {
     }
 }
 
-/// All packets as server frames in one buffer, so they leave in one write.
-fn encode_frames(packets: &VecDeque<EncodedPacket>) -> Vec<u8> {
-    let size: usize = packets.iter().map(|p| p.len() + 10).sum();
-    let mut out = Vec::with_capacity(size);
-    for packet in packets {
-        match packet {
-            EncodedPacket::Text(bytes) => write_server_frame(&mut out, OpCode::Text, bytes),
-            EncodedPacket::Binary(bytes) => write_server_frame(&mut out, OpCode::Binary, bytes),
-        }
+/// Appends a packet as one server frame.
+fn encode_frame(out: &mut Vec<u8>, packet: &EncodedPacket) {
+    match packet {
+        EncodedPacket::Text(bytes) => write_server_frame(out, OpCode::Text, bytes),
+        EncodedPacket::Binary(bytes) => write_server_frame(out, OpCode::Binary, bytes),
     }
-    out
 }
 
 async fn send_close_frame(io: &mut Io, code: u16, reason: &str) {

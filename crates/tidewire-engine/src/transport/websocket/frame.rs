@@ -457,6 +457,14 @@ pub(crate) fn server_frame_header(opcode: OpCode, payload_len: usize) -> ([u8; 1
 /// Appends a complete server frame (header + payload) to `out`, reserving
 /// once so that a large payload is copied a single time.
 pub(crate) fn write_server_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    if payload.len() < 126 {
+        // The common small frame: two header bytes, no header array.
+        out.reserve(2 + payload.len());
+        out.push(FIN_BIT | opcode.bits());
+        out.push(payload.len() as u8);
+        out.extend_from_slice(payload);
+        return;
+    }
     let (header, header_len) = server_frame_header(opcode, payload.len());
     out.reserve(header_len + payload.len());
     out.extend_from_slice(&header[..header_len]);
