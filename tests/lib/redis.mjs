@@ -1,7 +1,7 @@
 // A real Redis (Debian's redis-server) for a Node test suite: its own port on
 // 127.0.0.1, its own empty directory, no persistence, killed when the test
-// process exits. Only Node built-ins (RESP is spoken over node:net), so every
-// suite can import it whatever its own packages.
+// process exits. Only Node built-ins and tests/nginx/nginx.mjs (RESP is spoken over
+// node:net), so every suite can import it whatever its own packages.
 //
 //   const redis = await startRedis();
 //   redis.url            // redis://127.0.0.1:<port>/
@@ -16,6 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../nginx/nginx.mjs';
 
 export const REDIS_BIN =
   process.env.REDIS_SERVER_BIN || ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) || 'redis-server';
@@ -26,17 +27,6 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (srv.address());
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Encodes a command as a RESP array of bulk strings. */
 function encodeCommand(args) {
