@@ -15,7 +15,7 @@ use tidewire::{
     Sid,
 };
 
-use crate::cluster::{unknown_sid, Pending, Recorded, Shared};
+use crate::cluster::{Pending, Recorded, Shared};
 use crate::codec;
 
 /// Node's request types (socket.io-redis-adapter), plus tidewire's own.
@@ -788,9 +788,4 @@ impl Adapter for RedisAdapter {
             }))
         })
     }
-}
-
-#[allow(dead_code)]
-fn _unknown_sid_is_valid() -> Sid {
-    unknown_sid()
 }
