@@ -372,6 +372,23 @@ impl AdapterShared {
         });
     }
 
+    /// Sends a broadcast: `local` ones to this node's sockets only (no
+    /// cluster-wide offset), the others through the cluster's stream.
+    fn send(&self, packet: OutgoingPacket, opts: BroadcastOptions) {
+        if opts.flags.local {
+            self.local.broadcast_local_now(&packet, &opts);
+        } else {
+            self.cluster.record(
+                Recorded {
+                    nsp: self.nsp.clone(),
+                    packet,
+                    opts,
+                },
+                self,
+            );
+        }
+    }
+
     /// Asks the other nodes to make the sockets `opts` selects join or leave `rooms`.
     fn publish_membership(&self, kind: u64, opts: &BroadcastOptions, rooms: &[Room]) {
         if opts.flags.local {
@@ -472,18 +489,7 @@ impl Adapter for RedisAdapter {
         packet: OutgoingPacket,
         opts: BroadcastOptions,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        if opts.flags.local {
-            self.0.local.broadcast_local_now(&packet, &opts);
-        } else {
-            self.0.cluster.record(
-                Recorded {
-                    nsp: self.0.nsp.clone(),
-                    packet,
-                    opts,
-                },
-                &self.0,
-            );
-        }
+        self.0.send(packet, opts);
         ready(Ok(()))
     }
 
@@ -492,19 +498,7 @@ impl Adapter for RedisAdapter {
     }
 
     fn record(&self, packet: &OutgoingPacket, opts: &BroadcastOptions) -> bool {
-        if opts.flags.local {
-            // Not sent to the cluster, so no cluster-wide offset: delivered as is.
-            self.0.local.broadcast_local_now(packet, opts);
-        } else {
-            self.0.cluster.record(
-                Recorded {
-                    nsp: self.0.nsp.clone(),
-                    packet: packet.clone(),
-                    opts: opts.clone(),
-                },
-                &self.0,
-            );
-        }
+        self.0.send(packet.clone(), opts.clone());
         true
     }
 

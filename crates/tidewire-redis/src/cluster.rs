@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ProtocolVersion, PushInfo, PushKind, Value};
@@ -567,12 +566,12 @@ impl Shared {
     }
 
     fn on_response(&self, payload: &[u8]) {
+        let mut attachments = Vec::new();
         let response = match codec::read_message(payload) {
             Some(codec::Message::Json(response)) => response,
+            // Broadcast-with-ack answers: binary arguments become attachments.
             Some(codec::Message::MessagePack(response)) => {
-                let mut attachments = Vec::new();
-                let json = codec::json_from_msgpack(&response, &mut attachments);
-                return self.on_ack_response(&json, attachments);
+                codec::json_from_msgpack(&response, &mut attachments)
             }
             None => return,
         };
@@ -596,47 +595,30 @@ impl Shared {
                     pending.remove(id);
                 }
             }
-            Some(Pending::Acks(acks)) if response.get("type").and_then(Json::as_u64) == Some(8) => {
-                let count = response
-                    .get("clientCount")
-                    .and_then(Json::as_u64)
-                    .unwrap_or(0);
-                acks.node_reported(usize::try_from(count).unwrap_or(0));
-            }
-            _ => {}
-        }
-    }
-
-    fn on_ack_response(&self, response: &Json, attachments: Vec<Bytes>) {
-        let Some(id) = response.get("requestId").and_then(Json::as_str) else {
-            return;
-        };
-        let pending = self.pending.lock();
-        let Some(Pending::Acks(acks)) = pending.get(id) else {
-            return;
-        };
-        match response.get("type").and_then(Json::as_u64) {
-            Some(8) => {
-                let count = response
-                    .get("clientCount")
-                    .and_then(Json::as_u64)
-                    .unwrap_or(0);
-                acks.node_reported(usize::try_from(count).unwrap_or(0));
-            }
-            Some(9) => {
-                let args = response.get("packet").cloned().unwrap_or(Json::Null);
-                let sid = response
-                    .get("sid")
-                    .and_then(Json::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(unknown_sid);
-                // One ack argument per answer, as Node's adapter sends it.
-                acks.reply(
-                    sid,
-                    tidewire::Payload::with_attachments(Json::Array(vec![args]), attachments),
-                );
-            }
-            _ => {}
+            Some(Pending::Acks(acks)) => match response.get("type").and_then(Json::as_u64) {
+                Some(8) => {
+                    let count = response
+                        .get("clientCount")
+                        .and_then(Json::as_u64)
+                        .unwrap_or(0);
+                    acks.node_reported(usize::try_from(count).unwrap_or(0));
+                }
+                Some(9) => {
+                    let args = response.get("packet").cloned().unwrap_or(Json::Null);
+                    let sid = response
+                        .get("sid")
+                        .and_then(Json::as_str)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(unknown_sid);
+                    // One ack argument per answer, as Node's adapter sends it.
+                    acks.reply(
+                        sid,
+                        tidewire::Payload::with_attachments(Json::Array(vec![args]), attachments),
+                    );
+                }
+                _ => {}
+            },
+            None => {}
         }
     }
 }
