@@ -1,7 +1,11 @@
 //! Handler shapes.
 //!
-//! Every handler is a closure returning a future; it runs in its own task,
-//! so a slow or panicking handler never stalls or kills the connection.
+//! Every handler is a closure returning a future. An event handler's future
+//! runs up to its first pending `.await` right where the event was read, in
+//! the order the client sent its events; whatever is left then continues in
+//! a task of its own. A panicking handler is caught and logged and never
+//! kills the connection; a handler that holds the thread (CPU-heavy work not
+//! moved to `spawn_blocking`) delays that connection's next events.
 //!
 //! | where | shape |
 //! | --- | --- |
@@ -11,8 +15,8 @@
 //! | [`Socket::on_any`](crate::Socket::on_any) | `\|socket: Socket, event: String, args: Payload, ack: AckSender\| async move { .. }` |
 //! | [`Socket::on_disconnect`](crate::Socket::on_disconnect) | `\|socket: Socket, reason: DisconnectReason\| async move { .. }` |
 //!
-//! Each event runs its handler in a new task: handlers of successive events
-//! from one client may run concurrently. The connect handler finishes before
+//! Handlers of successive events from one client start in order and may then
+//! run concurrently (one waiting on a timer does not hold up the next). The connect handler finishes before
 //! any event of that socket is dispatched (events that arrive meanwhile wait),
 //! so handlers registered in it never miss an event.
 //!
@@ -63,6 +67,34 @@ pub(crate) type MiddlewareFn =
 pub(crate) type EventFn = Arc<dyn Fn(Socket, Payload, AckSender) -> BoxFut<()> + Send + Sync>;
 pub(crate) type AnyFn = Arc<dyn Fn(Socket, String, Payload, AckSender) -> BoxFut<()> + Send + Sync>;
 pub(crate) type DisconnectFn = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFut<()> + Send + Sync>;
+
+/// Starts an event handler's future here and now, and moves what is left
+/// of it (if anything) to a task of its own.
+///
+/// Running the first step in place keeps the order the client sent its
+/// events in: handlers start in arrival order, as Node's do. Spawning each
+/// one instead would let a multi-threaded runtime run the newest task first
+/// (tokio's LIFO slot). A handler that finishes in its first step (emit,
+/// join, ack) also costs no task at all. The first step is polled with a
+/// no-op waker; the spawned task polls again with its own, which is what the
+/// `Future` contract asks of every future (only the latest waker counts).
+pub(crate) fn start(mut future: BoxFut<()>, event: &str) {
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        future.as_mut().poll(&mut cx)
+    }));
+    match step {
+        Ok(std::task::Poll::Ready(())) => {}
+        Ok(std::task::Poll::Pending) => {
+            tokio::spawn(future);
+        }
+        Err(_) => {
+            // The same outcome as a panic inside a spawned task: the handler
+            // is gone, the connection and everyone else carry on.
+            tracing::error!(%event, "event handler panicked");
+        }
+    }
+}
 
 pub(crate) fn connect_fn<F, Fut>(f: F) -> ConnectFn
 where

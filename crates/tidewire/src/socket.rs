@@ -1088,9 +1088,9 @@ impl Socket {
         let ack = AckSender::new(self.clone(), id);
         let socket = self.clone();
         if let Some(handler) = handler {
-            tokio::spawn(async move { handler(socket, args, ack).await });
+            handler::start(handler(socket, args, ack), &event);
         } else if let Some(any) = any {
-            tokio::spawn(async move { any(socket, event, args, ack).await });
+            handler::start(any(socket, event, args, ack), "(catch-all)");
         } else {
             tracing::debug!(socket = %self.0.id, %event, "no handler for event");
         }

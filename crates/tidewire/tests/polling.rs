@@ -42,6 +42,9 @@ fn server() -> SocketIo {
                 .await;
             let _ = ack.send(answer.unwrap_or_else(|e| e.to_string()));
         });
+        socket.on("boom", |_socket, (): (), _ack| async move {
+            panic!("a handler bug");
+        });
         socket.on_any(|_socket, event, args: Payload, ack| async move {
             let _ = ack.send(json!({"unhandled": event, "n": args.len()}));
         });
@@ -165,4 +168,14 @@ async fn malformed_packets_close_only_that_client() {
     good.send(r#"21["echo",1]"#).await;
     assert_eq!(good.recv().await, "31[1]");
     assert_eq!(io.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_leaves_the_connection_alone() {
+    let io = server();
+    let c = Client::open(&io).await;
+    c.connect("").await;
+    c.send(r#"2["boom"]"#).await;
+    c.send(r#"21["echo","still here"]"#).await;
+    assert_eq!(c.recv().await, r#"31["still here"]"#);
 }
