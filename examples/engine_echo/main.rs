@@ -11,6 +11,8 @@
 //! - `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`, `MAX_PAYLOAD` (bytes): engine options,
 //!   the engine's defaults when unset;
 //! - `RUST_LOG`: log filter (default `info`); logs go to stderr.
+//! - `TIDEWIRE_HTTP=hyper`: serve with `axum::serve` (hyper) instead of the default
+//!   lean HTTP/1.1 server `tidewire_engine::http1::serve` (docs/http1.md).
 //!
 //! Once bound it prints exactly one line, `listening on http://HOST:PORT`, to
 //! stdout: the interop tests start it with `PORT=0` and read the real port
@@ -161,15 +163,22 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // a ping interval. Closing the sessions answers those polls (and sends a
     // close packet on every WebSocket).
     let shutdown_engine = engine.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         shutdown_engine.shutdown().await;
-    })
-    .await?;
+    };
+    if std::env::var("TIDEWIRE_HTTP").as_deref() == Ok("hyper") {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    } else {
+        tidewire_engine::http1::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    }
     Ok(())
 }

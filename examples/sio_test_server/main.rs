@@ -9,6 +9,8 @@
 //! Environment: `HOST` (127.0.0.1), `PORT` (3000; 0 picks a free port),
 //! `PING_INTERVAL_MS`, `PING_TIMEOUT_MS`, `ACK_TIMEOUT_MS`, `CONNECT_TIMEOUT_MS`, `RUST_LOG`,
 //! `RECOVERY_WINDOW_MS` (connection state recovery with that window; unset: off).
+//! `TIDEWIRE_HTTP=hyper` serves with `axum::serve` (hyper) instead of the default
+//! `tidewire::serve` (the lean HTTP/1.1 server, docs/http1.md).
 //! Prints `listening on http://HOST:PORT` on stdout once bound.
 //!
 //! # Namespace `/`
@@ -432,14 +434,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
         stdout.flush()?;
     }
     let shutdown_io = io.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         shutdown_io.shutdown().await;
-    })
-    .await?;
+    };
+    if std::env::var("TIDEWIRE_HTTP").as_deref() == Ok("hyper") {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    } else {
+        tidewire::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    }
     Ok(())
 }

@@ -34,6 +34,7 @@
 mod config;
 mod engine;
 mod handler;
+pub mod http1;
 mod message;
 mod metrics;
 pub mod packet;

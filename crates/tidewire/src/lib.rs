@@ -71,4 +71,7 @@ pub use payload::{Args, Payload};
 pub use recovery::RecoveryConfig;
 pub use server::{SocketIo, SocketIoBuilder, SocketIoConfig, SocketIoHandler};
 pub use socket::{DisconnectReason, Socket};
+/// The lean HTTP/1.1 server (`tidewire_engine::http1`): `axum::serve` without
+/// hyper's per-connection buffers; see `docs/http1.md`.
+pub use tidewire_engine::http1::{serve, Http1Config, Serve};
 pub use tidewire_engine::{Sid, TransportKind};

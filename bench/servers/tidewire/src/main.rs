@@ -1,7 +1,8 @@
 //! The benchmark contract on tidewire, and nothing else.
 //! Namespace `/`: `echo` acks its arguments back; `join` joins the room it names (acks
 //! "ok"); `broadcast` re-emits its payload as `tick` to room `bench` (acks "ok").
-//! Env: PORT (3000), HOST (127.0.0.1). Prints `listening on http://HOST:PORT`.
+//! Env: PORT (3000), HOST (127.0.0.1), TIDEWIRE_HTTP (`hyper`: axum::serve; default:
+//! tidewire::serve, the lean HTTP/1.1 server). Prints `listening on http://HOST:PORT`.
 use std::io::Write as _;
 use std::net::SocketAddr;
 
@@ -40,10 +41,14 @@ async fn main() {
     let local = listener.local_addr().unwrap();
     println!("listening on http://{local}");
     let _ = std::io::stdout().flush();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .unwrap();
+    if std::env::var("TIDEWIRE_HTTP").as_deref() == Ok("hyper") {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    } else {
+        tidewire::serve(listener, app).await.unwrap();
+    }
 }
