@@ -157,6 +157,8 @@ async fn read_and_apply<H: EngineHandler>(
         if session.is_closed() {
             break;
         }
+        // Event handlers start inline; a POST of many packets must still let other tasks run.
+        tokio::task::consume_budget().await;
     }
     text_response(StatusCode::OK, "ok")
 }

@@ -271,6 +271,10 @@ impl<H: EngineHandler> Connection<H> {
             if fired {
                 changed.set(session.changed());
                 changed.as_mut().enable();
+                // One pass of the scheduler before draining: broadcasts already
+                // on their way join this batch, so a busy connection writes
+                // fewer, fuller batches (docs/benchmarks.md, fan-out).
+                tokio::task::yield_now().await;
             }
         }
     }
@@ -288,6 +292,9 @@ impl<H: EngineHandler> Connection<H> {
                     if let Flow::Stop = self.on_event(event, io).await {
                         return Flow::Stop;
                     }
+                    // Event handlers start inline (in arrival order); a client
+                    // that sends without pause must still let other tasks run.
+                    tokio::task::consume_budget().await;
                 }
                 Ok(None) => return Flow::Continue,
                 Err(error) => {
