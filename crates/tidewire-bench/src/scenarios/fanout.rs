@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 use super::{connect_many, round};
 use crate::args::Args;
-use crate::stats::{first_number, now_us, read_at_us, rss_bytes, self_cpu_secs, Histogram};
+use crate::stats::{
+    first_number, now_us, pid_ticks, read_at_us, rss_bytes, self_cpu_secs, Histogram,
+};
 use crate::transports::{connect, source_addr, Client, Kind};
 
 struct Shared {
@@ -34,6 +36,8 @@ struct Step {
     p99: f64,
     alive: usize,
     cpu: f64,
+    /// The server's CPU (cores) over the same window; 0 without `--pid`.
+    server_cpu: f64,
 }
 
 impl Step {
@@ -43,7 +47,8 @@ impl Step {
     fn json(&self) -> Value {
         json!({"rate": self.rate, "sent": self.sent, "expected": self.expected,
                "delivered": self.delivered, "delivered_per_sec": round(self.delivered as f64 / self.secs, 0),
-               "p50_ms": self.p50, "p99_ms": self.p99, "alive": self.alive, "loadgen_cpu": self.cpu})
+               "p50_ms": self.p50, "p99_ms": self.p99, "alive": self.alive, "loadgen_cpu": self.cpu,
+               "server_cpu": self.server_cpu})
     }
 }
 
@@ -76,11 +81,13 @@ async fn step(
     rate: f64,
     dur: Duration,
     grace: Duration,
+    pid: u32,
 ) -> Step {
     sh.hist.reset();
     let d0 = sh.delivered.load(Relaxed);
     let alive0 = clients.iter().filter(|c| c.alive()).count() as u64;
     let cpu0 = self_cpu_secs();
+    let server0 = if pid > 0 { pid_ticks(pid) } else { 0 };
     let t0 = Instant::now();
     let sent = publish(publisher, rate, dur).await;
     let expected = sent * alive0;
@@ -90,6 +97,11 @@ async fn step(
     }
     let secs = t0.elapsed().as_secs_f64().max(dur.as_secs_f64());
     let cpu = round((self_cpu_secs() - cpu0) / secs, 2);
+    let server_ticks = if pid > 0 {
+        pid_ticks(pid).saturating_sub(server0)
+    } else {
+        0
+    };
     Step {
         rate,
         sent,
@@ -100,6 +112,7 @@ async fn step(
         p99: sh.hist.percentile_ms(0.99),
         alive: clients.iter().filter(|c| c.alive()).count(),
         cpu,
+        server_cpu: round(server_ticks as f64 / 100.0 / secs, 2),
     }
 }
 
@@ -190,16 +203,17 @@ pub async fn run(args: &Args) -> Value {
     let mut best: Option<usize> = None;
     let mut bad: Option<f64> = None;
     for _ in 0..max_steps {
-        let s = step(&sh, &publisher, &clients, rate, dur, grace).await;
+        let s = step(&sh, &publisher, &clients, rate, dur, grace, pid).await;
         let ok = s.ok(max_p99, n);
         eprintln!(
-            "fanout {}: rate {rate}/s delivered {}/{} p99 {} ms alive {} cpu {} -> {}",
+            "fanout {}: rate {rate}/s delivered {}/{} p99 {} ms alive {} cpu {} server cpu {} -> {}",
             kind.name(),
             s.delivered,
             s.expected,
             s.p99,
             s.alive,
             s.cpu,
+            s.server_cpu,
             if ok { "ok" } else { "over" }
         );
         let alive = s.alive;
@@ -245,7 +259,16 @@ pub async fn run(args: &Args) -> Value {
                 max
             })
         };
-        let s = step(&sh, &publisher, &clients, over_rate, overload_secs, grace).await;
+        let s = step(
+            &sh,
+            &publisher,
+            &clients,
+            over_rate,
+            overload_secs,
+            grace,
+            pid,
+        )
+        .await;
         quiesce(&sh, Duration::from_secs(5)).await;
         let rss_max = sampler.await.unwrap_or(0);
         let rss_after = if pid > 0 { rss_bytes(pid) } else { 0 };
