@@ -524,6 +524,8 @@ var SseParser = class {
 
 // src/transports/sse.js
 var MAX_RESUMES = 3;
+var CONFIRM_AFTER_EVENTS = 512;
+var CONFIRM_AFTER_MS = 1e3;
 var SseTransport = class extends Transport {
   get name() {
     return "sse";
@@ -539,6 +541,8 @@ var SseTransport = class extends Transport {
     this._opened = false;
     this._onStreamEnd = null;
     this._counter = 0;
+    this._unconfirmed = 0;
+    this._confirmTimer = null;
   }
   open() {
     this._stream();
@@ -610,7 +614,17 @@ var SseTransport = class extends Transport {
   }
   /** @param {import('../sse-parser.js').SseEvent} event */
   _event(event) {
-    if (event.id) this.lastEventId = event.id;
+    if (event.id) {
+      this.lastEventId = event.id;
+      this._unconfirmed++;
+      if (this._unconfirmed >= CONFIRM_AFTER_EVENTS) this._confirm();
+      else if (!this._confirmTimer) {
+        this._confirmTimer = setTimeout(() => {
+          this._confirmTimer = null;
+          this._confirm();
+        }, CONFIRM_AFTER_MS);
+      }
+    }
     this._resumes = 0;
     let packet;
     try {
@@ -663,6 +677,20 @@ var SseTransport = class extends Transport {
   _cacheBuster() {
     return `${Date.now().toString(36)}${(this._counter++).toString(36)}`;
   }
+  /** Confirms what was received with a noop POST, unless a POST is under way or due. */
+  _confirm() {
+    if (this._unconfirmed === 0 || this.closed || this._paused) return;
+    if (!this.writable || this._posting) {
+      if (!this._confirmTimer) {
+        this._confirmTimer = setTimeout(() => {
+          this._confirmTimer = null;
+          this._confirm();
+        }, CONFIRM_AFTER_MS);
+      }
+      return;
+    }
+    this.send([{ type: "noop" }]);
+  }
   /** @param {import('../engine-parser.js').EnginePacket[]} packets */
   async send(packets) {
     if (this.closed) return;
@@ -670,6 +698,8 @@ var SseTransport = class extends Transport {
     this._posting = true;
     const extra = { t: this._cacheBuster() };
     if (this.lastEventId) extra.ack = this.lastEventId;
+    this._unconfirmed = 0;
+    this._stopConfirming();
     try {
       const res = await this.fetch(this.uri(extra), {
         method: "POST",
@@ -730,8 +760,21 @@ var SseTransport = class extends Transport {
       this._onStreamEnd = resolve;
     });
   }
+  /**
+   * @param {string} reason
+   * @param {Error} [error]
+   */
+  _onClose(reason, error) {
+    this._stopConfirming();
+    super._onClose(reason, error);
+  }
+  _stopConfirming() {
+    if (this._confirmTimer) clearTimeout(this._confirmTimer);
+    this._confirmTimer = null;
+  }
   close() {
     super.close();
+    this._stopConfirming();
     this._abort?.abort();
     this._abort = null;
     this._posting = false;

@@ -9,6 +9,14 @@ import { base64ToBytes, utf8Decode } from '../base64.js';
 
 /** How many times in a row a dropped stream is reopened before the transport gives up. */
 const MAX_RESUMES = 3;
+/**
+ * The server keeps every event until it is confirmed, and closes a session holding
+ * too many (`max_buffered_packets`, 4096 by default). A client that only listens
+ * would confirm once per ping interval (with its pong), which a busy room outruns:
+ * confirm after this many events, or this long after the first unconfirmed one.
+ */
+const CONFIRM_AFTER_EVENTS = 512;
+const CONFIRM_AFTER_MS = 1000;
 
 export class SseTransport extends Transport {
   get name() {
@@ -30,6 +38,10 @@ export class SseTransport extends Transport {
     /** @type {(() => void) | null} */
     this._onStreamEnd = null;
     this._counter = 0;
+    /** Events received since the last POST carried `ack=`. */
+    this._unconfirmed = 0;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this._confirmTimer = null;
   }
 
   open() {
@@ -103,7 +115,17 @@ export class SseTransport extends Transport {
 
   /** @param {import('../sse-parser.js').SseEvent} event */
   _event(event) {
-    if (event.id) this.lastEventId = event.id;
+    if (event.id) {
+      this.lastEventId = event.id;
+      this._unconfirmed++;
+      if (this._unconfirmed >= CONFIRM_AFTER_EVENTS) this._confirm();
+      else if (!this._confirmTimer) {
+        this._confirmTimer = setTimeout(() => {
+          this._confirmTimer = null;
+          this._confirm();
+        }, CONFIRM_AFTER_MS);
+      }
+    }
     this._resumes = 0;
     let packet;
     try {
@@ -160,6 +182,22 @@ export class SseTransport extends Transport {
     return `${Date.now().toString(36)}${(this._counter++).toString(36)}`;
   }
 
+  /** Confirms what was received with a noop POST, unless a POST is under way or due. */
+  _confirm() {
+    if (this._unconfirmed === 0 || this.closed || this._paused) return;
+    if (!this.writable || this._posting) {
+      // The POST in flight may predate these events: look again after it.
+      if (!this._confirmTimer) {
+        this._confirmTimer = setTimeout(() => {
+          this._confirmTimer = null;
+          this._confirm();
+        }, CONFIRM_AFTER_MS);
+      }
+      return;
+    }
+    this.send([{ type: 'noop' }]);
+  }
+
   /** @param {import('../engine-parser.js').EnginePacket[]} packets */
   async send(packets) {
     if (this.closed) return;
@@ -168,6 +206,8 @@ export class SseTransport extends Transport {
     /** @type {Record<string, string>} */
     const extra = { t: this._cacheBuster() };
     if (this.lastEventId) extra.ack = this.lastEventId;
+    this._unconfirmed = 0;
+    this._stopConfirming();
     try {
       const res = await this.fetch(this.uri(extra), {
         method: 'POST',
@@ -229,8 +269,23 @@ export class SseTransport extends Transport {
     });
   }
 
+  /**
+   * @param {string} reason
+   * @param {Error} [error]
+   */
+  _onClose(reason, error) {
+    this._stopConfirming();
+    super._onClose(reason, error);
+  }
+
+  _stopConfirming() {
+    if (this._confirmTimer) clearTimeout(this._confirmTimer);
+    this._confirmTimer = null;
+  }
+
   close() {
     super.close();
+    this._stopConfirming();
     this._abort?.abort();
     this._abort = null;
     this._posting = false;

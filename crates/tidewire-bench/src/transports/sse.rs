@@ -1,9 +1,9 @@
 //! tidewire's SSE transport (docs/sse.md): downstream is one `text/event-stream`
 //! response, upstream is POSTs as in polling. Every POST carries `ack=<last id>`; when
 //! nothing else is queued the writer POSTs a noop `6` every `SSE_ACK_MS` (1000 ms;
-//! env `TIDEWIRE_BENCH_SSE_ACK_MS`) while unconfirmed events exist, so the server can drop
-//! what it retains for resumption. (A browser client confirms at least once per ping
-//! interval; confirming every 100 ms costs the server 10 POSTs/s per client.)
+//! env `TIDEWIRE_BENCH_SSE_ACK_MS`) while unconfirmed events exist, and after every
+//! [`CONFIRM_AFTER_EVENTS`] events, so the server can drop what it retains for
+//! resumption: the bundled client's policy (client-js/src/transports/sse.js).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -11,7 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+
+/// Events after which the writer confirms without waiting for its timer.
+const CONFIRM_AFTER_EVENTS: u64 = 512;
+
+/// What the stream reader tells the writer: the last event id, and when to confirm early.
+struct Received {
+    last: AtomicU64,
+    confirm: Notify,
+}
 
 use super::http::{find, get, post, Conn};
 use super::{sid_of, tcp, Inbound, Reply};
@@ -42,7 +51,10 @@ pub async fn open(
     };
     let (_, open) = events.next().await?;
     let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
-    let last = Arc::new(AtomicU64::new(1));
+    let received = Arc::new(Received {
+        last: AtomicU64::new(1),
+        confirm: Notify::new(),
+    });
     let path = format!("/socket.io/?EIO=4&transport=sse&sid={sid}");
     let up = Conn::new(tcp(server, source).await?);
     let (pong_tx, pong_rx) = mpsc::unbounded_channel::<()>();
@@ -53,12 +65,15 @@ pub async fn open(
         rx,
         pong_rx,
         inbound.clone(),
-        last.clone(),
+        received.clone(),
     ));
     tokio::spawn(async move {
         while let Ok((id, p)) = events.next().await {
             if let Some(id) = id {
-                last.store(id, Relaxed);
+                received.last.store(id, Relaxed);
+                if id % CONFIRM_AFTER_EVENTS == 0 {
+                    received.confirm.notify_one();
+                }
             }
             match inbound.packet(&p) {
                 Reply::Pong => {
@@ -148,7 +163,7 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<String>,
     mut pongs: mpsc::UnboundedReceiver<()>,
     inbound: Arc<Inbound>,
-    last: Arc<AtomicU64>,
+    received: Arc<Received>,
 ) {
     let mut body = String::new();
     let mut acked = 1u64;
@@ -163,7 +178,11 @@ async fn writer(
             m = rx.recv() => match m { Some(m) => body.push_str(&m), None => break },
             p = pongs.recv() => match p { Some(()) => body.push('3'), None => break },
             _ = tick.tick() => {
-                if last.load(Relaxed) <= acked { continue; }
+                if received.last.load(Relaxed) <= acked { continue; }
+                body.push('6');
+            }
+            () = received.confirm.notified() => {
+                if received.last.load(Relaxed) <= acked { continue; }
                 body.push('6');
             }
         }
@@ -171,7 +190,7 @@ async fn writer(
             body.push('\u{1e}');
             body.push_str(&m);
         }
-        let ack = last.load(Relaxed);
+        let ack = received.last.load(Relaxed);
         let req = post(&format!("{path}&ack={ack}"), &host, &body);
         body.clear();
         if up.send(&req).await.is_err() {
