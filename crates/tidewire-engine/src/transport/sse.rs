@@ -144,6 +144,11 @@ async fn next_chunk<D: Send + Sync + 'static>(
             _ = &mut changed => false,
             _ = state.timer.as_mut() => true,
         };
+        if !timer_fired {
+            // One pass of the scheduler before draining, as the WebSocket
+            // writer does: broadcasts already on their way join this chunk.
+            tokio::task::yield_now().await;
+        }
         if timer_fired {
             let due = state.last_write + state.keepalive;
             let now = Instant::now();
