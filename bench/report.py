@@ -136,7 +136,8 @@ def render(rows, md_path, svg_path):
                     lost = o.get("lost", 0)
                     disc = o.get("clients_disconnected", 0)
                     growth = (o.get("rss_max", 0) - o.get("rss_before", 0)) / 2**20
-                    notes.append(f"overload ×2: lost {lost:,}, disconnected {disc}, RSS +{growth:.0f} MiB")
+                    late = f", late {o['late']:,}" if "late" in o else ""
+                    notes.append(f"overload ×2: lost {lost:,}{late}, disconnected {disc}, RSS +{growth:.0f} MiB")
                 cpu = med([x.get("loadgen_cpu") for x in res])
                 if cpu:
                     notes.append(f"load-gen CPU {cpu[0]:.2f}")
@@ -206,7 +207,12 @@ def render(rows, md_path, svg_path):
         t("fan-out ≥ 70% of the raw baseline", f"{100 * f / fr:.0f}%", f / fr >= 0.7)
     ov = [r["result"].get("overload") for r in g.get(("fanout-websocket", "tidewire"), []) if r["result"].get("overload")]
     if ov:
-        silent = any(o.get("lost", 0) > 0 and o.get("clients_disconnected", 0) == 0 for o in ov)
+        # Newer load generators count late deliveries and say which losses the
+        # closed clients cannot account for; older lines only had `lost`.
+        silent = any(
+            o["lost_unexplained"] > 0 if "lost_unexplained" in o
+            else o.get("lost", 0) > 0 and o.get("clients_disconnected", 0) == 0
+            for o in ov)
         growth = max((o.get("rss_max", 0) - o.get("rss_before", 0)) / 2**20 for o in ov)
         t("past saturation: no silent drops, bounded memory",
           f"lost {max(o.get('lost', 0) for o in ov):,}, disconnected {max(o.get('clients_disconnected', 0) for o in ov)}, RSS +{growth:.0f} MiB",

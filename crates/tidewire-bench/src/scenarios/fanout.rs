@@ -259,6 +259,7 @@ pub async fn run(args: &Args) -> Value {
                 max
             })
         };
+        let before = sh.delivered.load(Relaxed);
         let s = step(
             &sh,
             &publisher,
@@ -269,14 +270,20 @@ pub async fn run(args: &Args) -> Value {
             pid,
         )
         .await;
-        quiesce(&sh, Duration::from_secs(5)).await;
+        // A server that applies backpressure (reads the publisher only as fast as
+        // it fans out) delivers the backlog after the grace period: wait for it.
+        quiesce(&sh, Duration::from_secs(20)).await;
         let rss_max = sampler.await.unwrap_or(0);
         let rss_after = if pid > 0 { rss_bytes(pid) } else { 0 };
-        let late = sh.delivered.load(Relaxed);
-        let _ = late;
+        let delivered_total = sh.delivered.load(Relaxed) - before;
+        let disconnected = n - clients.iter().filter(|c| c.alive()).count();
+        let lost = s.expected.saturating_sub(delivered_total);
         overload = json!({
             "rate": over_rate, "sent": s.sent, "expected": s.expected, "delivered": s.delivered,
-            "lost": s.expected.saturating_sub(s.delivered), "clients_disconnected": n - clients.iter().filter(|c| c.alive()).count(),
+            "late": delivered_total.saturating_sub(s.delivered),
+            "lost": lost, "clients_disconnected": disconnected,
+            // Losses that the closed clients cannot account for: silent drops.
+            "lost_unexplained": lost.saturating_sub(s.sent * disconnected as u64),
             "rss_before": rss0, "rss_max": rss_max, "rss_after": rss_after, "p99_ms": s.p99,
         });
     }
