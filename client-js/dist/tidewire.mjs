@@ -618,12 +618,7 @@ var SseTransport = class extends Transport {
       this.lastEventId = event.id;
       this._unconfirmed++;
       if (this._unconfirmed >= CONFIRM_AFTER_EVENTS) this._confirm();
-      else if (!this._confirmTimer) {
-        this._confirmTimer = setTimeout(() => {
-          this._confirmTimer = null;
-          this._confirm();
-        }, CONFIRM_AFTER_MS);
-      }
+      else this._confirmLater();
     }
     this._resumes = 0;
     let packet;
@@ -681,15 +676,18 @@ var SseTransport = class extends Transport {
   _confirm() {
     if (this._unconfirmed === 0 || this.closed || this._paused) return;
     if (!this.writable || this._posting) {
-      if (!this._confirmTimer) {
-        this._confirmTimer = setTimeout(() => {
-          this._confirmTimer = null;
-          this._confirm();
-        }, CONFIRM_AFTER_MS);
-      }
+      this._confirmLater();
       return;
     }
     this.send([{ type: "noop" }]);
+  }
+  /** Confirms in CONFIRM_AFTER_MS unless a confirmation is already due. */
+  _confirmLater() {
+    if (this._confirmTimer) return;
+    this._confirmTimer = setTimeout(() => {
+      this._confirmTimer = null;
+      this._confirm();
+    }, CONFIRM_AFTER_MS);
   }
   /** @param {import('../engine-parser.js').EnginePacket[]} packets */
   async send(packets) {

@@ -158,15 +158,20 @@ impl SessionState {
         }
         let packets = packets.into_iter();
         let bytes: usize = packets.clone().map(|p| p.len()).sum();
-        if self.queue.len() + self.retained.len() + packets.len() > limits.max_packets
-            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes
-        {
+        if !self.fits(packets.len(), bytes, limits.max_packets, limits.max_bytes) {
             return Err(SendError::SlowConsumer);
         }
         let was_empty = self.queue.is_empty();
         self.queue.extend(packets);
         self.queued_bytes += bytes;
         Ok(was_empty)
+    }
+
+    /// Whether `packets` more packets of `bytes` in all keep what the session
+    /// holds (queued and retained for resend) within `max_packets` and `max_bytes`.
+    fn fits(&self, packets: usize, bytes: usize, max_packets: usize, max_bytes: usize) -> bool {
+        self.queue.len() + self.retained.len() + packets <= max_packets
+            && self.queued_bytes + self.retained_bytes + bytes <= max_bytes
     }
 
     /// Queues one packet: [`SessionState::push_all`] for the common case of a
@@ -180,9 +185,7 @@ impl SessionState {
             return Err(SendError::Closed);
         }
         let bytes = packet.len();
-        if self.queue.len() + self.retained.len() + 1 > limits.max_packets
-            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes
-        {
+        if !self.fits(1, bytes, limits.max_packets, limits.max_bytes) {
             return Err(SendError::SlowConsumer);
         }
         let was_empty = self.queue.is_empty();
@@ -207,9 +210,13 @@ impl SessionState {
         }
         let packets = packets.into_iter();
         let bytes: usize = packets.clone().map(|p| p.len()).sum();
-        if self.queue.len() + self.retained.len() + packets.len() > limits.max_packets / 2
-            || self.queued_bytes + self.retained_bytes + bytes > limits.max_bytes / 2
-            || self.probe.is_some()
+        if self.probe.is_some()
+            || !self.fits(
+                packets.len(),
+                bytes,
+                limits.max_packets / 2,
+                limits.max_bytes / 2,
+            )
         {
             return Err(SendError::Dropped);
         }

@@ -5,111 +5,18 @@
 //! heartbeat lives in the engine's shared timer, so the task holds no timer
 //! of its own.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt as _;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::frame::{close_payload, write_server_frame, FrameDecoder, OpCode, WsEvent};
+use super::upgrade::{Io, PendingUpgrade};
 use crate::engine::EngineCore;
 use crate::packet::{EncodedPacket, Packet};
 use crate::{CloseReason, EngineHandler, Session};
-
-/// The upgraded connection: from hyper (`axum::serve`) or from [`crate::http1`].
-/// An enum rather than a trait object, so every read and write dispatches statically.
-enum Io {
-    Hyper(TokioIo<Upgraded>),
-    Lean(TcpStream),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Hyper(io) => Pin::new(io).poll_read(cx, buf),
-            Io::Lean(io) => Pin::new(io).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Hyper(io) => Pin::new(io).poll_write(cx, buf),
-            Io::Lean(io) => Pin::new(io).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Hyper(io) => Pin::new(io).poll_flush(cx),
-            Io::Lean(io) => Pin::new(io).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Hyper(io) => Pin::new(io).poll_shutdown(cx),
-            Io::Lean(io) => Pin::new(io).poll_shutdown(cx),
-        }
-    }
-}
-
-/// The upgrade a WebSocket handshake waits for, from whichever server carried the request.
-pub(super) enum PendingUpgrade {
-    Hyper(hyper::upgrade::OnUpgrade),
-    Lean(crate::http1::OnUpgrade),
-}
-
-impl PendingUpgrade {
-    /// Takes hyper's upgrade from the request when it has one (`axum::serve`),
-    /// else the one [`crate::http1::serve`] inserted.
-    pub(super) fn take<B>(request: &mut http::Request<B>) -> Self {
-        if request
-            .extensions()
-            .get::<hyper::upgrade::OnUpgrade>()
-            .is_none()
-        {
-            if let Some(lean) = request.extensions_mut().remove::<crate::http1::OnUpgrade>() {
-                return PendingUpgrade::Lean(lean);
-            }
-        }
-        // Without either, hyper's answers an error once awaited, as before.
-        PendingUpgrade::Hyper(hyper::upgrade::on(request))
-    }
-
-    /// The connection and the bytes already read from it.
-    async fn resolve(self) -> Result<(Io, BytesMut), String> {
-        match self {
-            PendingUpgrade::Hyper(on) => match on.await {
-                Ok(upgraded) => Ok((Io::Hyper(TokioIo::new(upgraded)), BytesMut::new())),
-                Err(error) => Err(error.to_string()),
-            },
-            PendingUpgrade::Lean(on) => match on.await {
-                Ok(upgraded) => Ok((
-                    Io::Lean(upgraded.io),
-                    BytesMut::from(&upgraded.read_buf[..]),
-                )),
-                Err(error) => Err(error.to_string()),
-            },
-        }
-    }
-}
 
 /// Reads into `buf`, reserving room for at least the frame being received.
 async fn read_some(io: &mut Io, buf: &mut BytesMut, wanted: usize) -> std::io::Result<usize> {

@@ -7,6 +7,7 @@
 mod conn;
 mod frame;
 mod handshake;
+mod upgrade;
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ impl Transport for WebSocket {
             Ok(accept) => accept,
             Err(response) => return *response,
         };
-        let on_upgrade = conn::PendingUpgrade::take(&mut request);
+        let on_upgrade = upgrade::PendingUpgrade::take(&mut request);
         let session = core.create_session(Self::KIND, handshake);
         let open = core.open_packet(session.id(), Self::KIND);
         // The open packet is the first thing the connection writes.
@@ -73,7 +74,7 @@ impl Transport for WebSocket {
                     .response_with(Some("an upgrade is already in progress"))
             }
         };
-        let on_upgrade = conn::PendingUpgrade::take(&mut request);
+        let on_upgrade = upgrade::PendingUpgrade::take(&mut request);
         let conn = conn::Connection::probe(core.clone(), session, conn_id);
         tokio::spawn(conn.run(on_upgrade));
         switching_protocols(accept)
