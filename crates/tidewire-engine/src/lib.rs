@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod channel;
 mod config;
 mod engine;
 mod handler;
@@ -45,6 +46,7 @@ mod session;
 mod sid;
 mod transport;
 
+pub use channel::Channel;
 pub use config::{
     AllowRequest, AllowedOrigins, EngineConfig, EngineConfigBuilder, HandshakeRequest, StaticAsset,
 };

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use smallvec::SmallVec;
-use tidewire_engine::Sid;
+use tidewire_engine::{Channel, Sid};
 
 use crate::ack::AckCollector;
 use crate::error::AdapterError;
@@ -701,27 +701,83 @@ pub struct LocalAdapter {
     state: RwLock<RoomState>,
 }
 
+/// Rooms with at least this many local members get a shared channel: a
+/// broadcast to them is one append, whatever their size.
+const FANOUT_MIN_MEMBERS: usize = 2;
+
 #[derive(Default)]
 struct RoomState {
     rooms: HashMap<Room, HashSet<Sid>>,
     sids: HashMap<Sid, SmallVec<[Room; 2]>>,
-    /// The local sockets of a room, resolved once for repeated broadcasts to
-    /// it (a plain `to(room)`): no id lookups per recipient. Only rooms that
-    /// exist are cached; any change to a room's members, or to the rooms of a
-    /// socket in it, drops its entry.
-    recipients: HashMap<Room, Arc<[Socket]>>,
+    /// How a plain `to(room)` broadcast reaches a large room's local sockets,
+    /// kept up to date on every join and leave.
+    fanouts: HashMap<Room, RoomFanout>,
 }
 
-impl RoomState {
-    /// Drops the cached recipients of `sid`'s rooms.
-    fn forget_rooms_of(&mut self, sid: &Sid) {
-        if self.recipients.is_empty() {
-            return;
-        }
-        if let Some(mine) = self.sids.get(sid) {
-            for room in mine {
-                self.recipients.remove(room);
+/// A large room's local members: most on one engine channel, the rest
+/// (restored sockets still flushing their replay) delivered one by one.
+struct RoomFanout {
+    channel: Channel,
+    subscribed: HashMap<Sid, Socket>,
+    others: Arc<[Socket]>,
+}
+
+impl RoomFanout {
+    fn new(channel: Channel, sockets: Vec<Socket>) -> Self {
+        let mut fanout = Self {
+            channel,
+            subscribed: HashMap::with_capacity(sockets.len()),
+            others: Arc::from([]),
+        };
+        let mut others = Vec::new();
+        for socket in sockets {
+            if socket.subscribe(&fanout.channel) {
+                fanout.subscribed.insert(socket.id(), socket);
+            } else {
+                others.push(socket);
             }
+        }
+        fanout.others = others.into();
+        fanout
+    }
+
+    /// Adds `socket` (or replaces the socket that had its id: a resumed session).
+    fn add(&mut self, socket: Socket) {
+        self.remove(&socket.id());
+        if socket.subscribe(&self.channel) {
+            self.subscribed.insert(socket.id(), socket);
+        } else {
+            let mut others = self.others.to_vec();
+            others.push(socket);
+            self.others = others.into();
+        }
+    }
+
+    fn remove(&mut self, sid: &Sid) {
+        if let Some(socket) = self.subscribed.remove(sid) {
+            socket.unsubscribe(&self.channel);
+        } else if self.others.iter().any(|s| s.id() == *sid) {
+            self.others = self
+                .others
+                .iter()
+                .filter(|s| s.id() != *sid)
+                .cloned()
+                .collect();
+        }
+    }
+
+    fn holds(&self, socket: &Socket) -> bool {
+        self.subscribed
+            .get(&socket.id())
+            .is_some_and(|s| s == socket)
+            || self.others.iter().any(|s| s == socket)
+    }
+}
+
+impl Drop for RoomFanout {
+    fn drop(&mut self) {
+        for socket in self.subscribed.values() {
+            socket.unsubscribe(&self.channel);
         }
     }
 }
@@ -771,54 +827,84 @@ impl LocalAdapter {
 
     fn add_all_now(&self, sid: Sid, rooms: Vec<Room>) {
         let mut state = self.state.write();
-        // The socket may be a new one with a known id (a resumed session): its
-        // rooms are resolved again.
-        state.forget_rooms_of(&sid);
         let RoomState {
             rooms: by_room,
             sids,
-            recipients,
+            fanouts,
         } = &mut *state;
+        let socket = if fanouts.is_empty() {
+            None
+        } else {
+            self.ctx.local_socket(&sid)
+        };
         let mine = sids.entry(sid).or_default();
+        // The socket may be a new one with a known id (a resumed session):
+        // the rooms it is already in reach the new one.
+        if let Some(socket) = &socket {
+            for room in mine.iter() {
+                if let Some(fanout) = fanouts.get_mut(room) {
+                    if !fanout.holds(socket) {
+                        fanout.add(socket.clone());
+                    }
+                }
+            }
+        }
         for room in rooms {
-            recipients.remove(&room);
             if mine.contains(&room) {
                 continue;
             }
             by_room.entry(room.clone()).or_default().insert(sid);
+            if let Some(fanout) = fanouts.get_mut(&room) {
+                match &socket {
+                    Some(socket) => fanout.add(socket.clone()),
+                    // Not a socket of this namespace yet: resolved again at the next broadcast.
+                    None => {
+                        fanouts.remove(&room);
+                    }
+                }
+            }
             mine.push(room);
         }
     }
 
     fn del_now(&self, sid: Sid, room: &str) {
         let mut state = self.state.write();
-        state.forget_rooms_of(&sid);
         let RoomState {
             rooms,
             sids,
-            recipients,
+            fanouts,
         } = &mut *state;
-        recipients.remove(room);
         if let Some(mine) = sids.get_mut(&sid) {
             mine.retain(|r| r.as_str() != room);
+        }
+        if let Some(fanout) = fanouts.get_mut(room) {
+            fanout.remove(&sid);
         }
         if let Some(members) = rooms.get_mut(room) {
             members.remove(&sid);
             if members.is_empty() {
                 rooms.remove(room);
+                fanouts.remove(room);
             }
         }
     }
 
     fn del_all_now(&self, sid: Sid) {
         let mut state = self.state.write();
-        state.forget_rooms_of(&sid);
-        let RoomState { rooms, sids, .. } = &mut *state;
+        let RoomState {
+            rooms,
+            sids,
+            fanouts,
+        } = &mut *state;
         for room in sids.remove(&sid).unwrap_or_default() {
+            if let Some(fanout) = fanouts.get_mut(&room) {
+                fanout.remove(&sid);
+            }
             if let Some(members) = rooms.get_mut(&room) {
                 members.remove(&sid);
                 if members.is_empty() {
                     rooms.remove(&room);
+                    fanouts.remove(&room);
                 }
             }
         }
@@ -856,28 +942,33 @@ impl LocalAdapter {
         out
     }
 
-    /// The local sockets in `room`, resolved once and kept until the room's
-    /// members change; `None` when the room does not exist.
-    fn room_sockets(&self, room: &Room) -> Option<Arc<[Socket]>> {
+    /// How a broadcast reaches `room`'s local sockets when the room is large:
+    /// its channel and the members not on it. Set up on the first broadcast,
+    /// then kept up to date by joins and leaves.
+    fn fanout(&self, room: &Room) -> Option<(Channel, Arc<[Socket]>)> {
         {
             let state = self.state.read();
-            if let Some(sockets) = state.recipients.get(room.as_str()) {
-                return Some(sockets.clone());
+            if let Some(fanout) = state.fanouts.get(room.as_str()) {
+                return Some((fanout.channel.clone(), fanout.others.clone()));
             }
-            if !state.rooms.contains_key(room.as_str()) {
+            if state.rooms.get(room.as_str())?.len() < FANOUT_MIN_MEMBERS {
                 return None;
             }
         }
         let mut state = self.state.write();
         let state = &mut *state;
-        if let Some(sockets) = state.recipients.get(room.as_str()) {
-            return Some(sockets.clone());
+        if let Some(fanout) = state.fanouts.get(room.as_str()) {
+            return Some((fanout.channel.clone(), fanout.others.clone()));
         }
-        let members = state.rooms.get(room.as_str())?;
-        let sids: Vec<Sid> = members.iter().copied().collect();
-        let sockets: Arc<[Socket]> = self.ctx.local_sockets(Some(&sids)).into();
-        state.recipients.insert(room.clone(), sockets.clone());
-        Some(sockets)
+        let sids: Vec<Sid> = state.rooms.get(room.as_str())?.iter().copied().collect();
+        let sockets = self.ctx.local_sockets(Some(&sids));
+        if sockets.len() < FANOUT_MIN_MEMBERS {
+            return None;
+        }
+        let fanout = RoomFanout::new(sockets[0].new_channel(), sockets);
+        let found = (fanout.channel.clone(), fanout.others.clone());
+        state.fanouts.insert(room.clone(), fanout);
+        Some(found)
     }
 
     fn apply(&self, opts: &BroadcastOptions) -> Vec<Socket> {
@@ -921,16 +1012,21 @@ impl Adapter for LocalAdapter {
     }
 
     fn broadcast_local_now(&self, packet: &OutgoingPacket, opts: &BroadcastOptions) {
-        if let ([room], []) = (opts.rooms.as_slice(), opts.except.as_slice()) {
-            // One room, nobody excluded: its cached sockets. A socket that left
-            // the namespace since they were resolved (it leaves its rooms
-            // right after) is skipped, as the lookup by id would have.
-            for socket in self.room_sockets(room).iter().flat_map(|s| s.iter()) {
-                if socket.connected() {
-                    let _ = socket.deliver(packet, opts.flags.volatile);
+        if let ([room], [], false) = (
+            opts.rooms.as_slice(),
+            opts.except.as_slice(),
+            opts.flags.volatile,
+        ) {
+            // One large room, nobody excluded: one append to its channel.
+            if let Some((channel, others)) = self.fanout(room) {
+                channel.publish(packet.engine_packets());
+                for socket in others.iter() {
+                    if socket.connected() {
+                        let _ = socket.deliver(packet, false);
+                    }
                 }
+                return;
             }
-            return;
         }
         for socket in self.apply(opts) {
             // A full queue closes that client on its own; others are unaffected.
@@ -1068,34 +1164,17 @@ mod tests {
     }
 
     #[test]
-    fn cached_recipients_follow_membership() {
+    fn small_rooms_and_detached_adapters_have_no_fanout() {
         block(async {
             let a = LocalAdapter::detached("/");
-            let cached =
-                |a: &LocalAdapter, room: &str| a.state.read().recipients.contains_key(room);
-            let (s1, s2) = (Sid::generate(), Sid::generate());
             let r = Room::from("r");
-            assert!(a.room_sockets(&r).is_none(), "no room, nothing cached");
-            assert!(!cached(&a, "r"));
-            a.add_all(s1, vec![r.clone()]).await.unwrap();
-            assert!(a.room_sockets(&r).is_some());
-            assert!(cached(&a, "r"));
-            // Any change to the room's members, or to a member's rooms, drops the entry.
-            a.add_all(s2, vec![r.clone()]).await.unwrap();
-            assert!(!cached(&a, "r"));
-            a.room_sockets(&r);
-            a.add_all(s1, vec!["other".into()]).await.unwrap();
-            assert!(!cached(&a, "r"));
-            a.room_sockets(&r);
-            a.del(s2, "other".into()).await.unwrap();
-            assert!(!cached(&a, "r"));
-            a.room_sockets(&r);
-            a.del_all(s1).await.unwrap();
-            assert!(!cached(&a, "r"));
-            a.room_sockets(&r);
-            a.del(s2, r.clone()).await.unwrap();
-            assert!(!cached(&a, "r"));
-            assert!(a.room_sockets(&r).is_none(), "the room is gone");
+            assert!(a.fanout(&r).is_none(), "no room");
+            for _ in 0..FANOUT_MIN_MEMBERS * 2 {
+                a.add_all(Sid::generate(), vec![r.clone()]).await.unwrap();
+            }
+            // Members without local sockets (a detached adapter reaches none).
+            assert!(a.fanout(&r).is_none());
+            assert!(a.state.read().fanouts.is_empty());
         });
     }
 }

@@ -82,6 +82,14 @@ impl std::fmt::Debug for Namespace {
 }
 
 impl Namespace {
+    /// Tags the engine channels of this namespace's rooms, so a socket leaving
+    /// the namespace leaves all of them at once.
+    pub(crate) fn channel_group(&self) -> u64 {
+        Arc::as_ptr(&self.0) as usize as u64
+    }
+}
+
+impl Namespace {
     pub(crate) fn create(name: &str, server: Arc<ServerInner>, handlers: Arc<NsHandlers>) -> Self {
         let name: Arc<str> = Arc::from(name);
         let inner = Arc::new_cyclic(|weak| {

@@ -665,6 +665,44 @@ impl Socket {
         self.send_now(packet, volatile)
     }
 
+    /// Whether room broadcasts may reach this socket through a shared channel:
+    /// it is connected and has no restored state still to flush (while it
+    /// has, deliveries wait behind the CONNECT reply and the replay).
+    pub(crate) fn may_subscribe(&self) -> bool {
+        self.connected()
+            && self
+                .0
+                .recovery
+                .as_ref()
+                .map_or(true, |rec| !rec.barrier.load(Ordering::Acquire))
+    }
+
+    /// Puts this socket's connection on `channel` (see [`Socket::may_subscribe`]).
+    pub(crate) fn subscribe(&self, channel: &tidewire_engine::Channel) -> bool {
+        self.may_subscribe() && self.0.session.subscribe(channel)
+    }
+
+    /// Takes this socket's connection off `channel`.
+    pub(crate) fn unsubscribe(&self, channel: &tidewire_engine::Channel) {
+        if self.0.session.unsubscribe(channel) {
+            self.left_channels();
+        }
+    }
+
+    /// A channel for one of this namespace's rooms, sized by the connection's limits.
+    pub(crate) fn new_channel(&self) -> tidewire_engine::Channel {
+        self.0.session.new_channel(self.0.ns.channel_group())
+    }
+
+    /// Packets that went through a channel carry offsets this socket did not
+    /// track one by one: count the newest recorded one as sent, which can only
+    /// make a later resume more careful about a trimmed log.
+    fn left_channels(&self) {
+        if let (Some(rec), Some(store)) = (&self.0.recovery, self.0.ns.recovery()) {
+            rec.last_sent.fetch_max(store.head(), Ordering::Relaxed);
+        }
+    }
+
     fn send_now(&self, packet: &OutgoingPacket, volatile: bool) -> Result<(), EmitError> {
         let packets = packet.engine_packets();
         let result = match packets {
@@ -1128,6 +1166,10 @@ impl Socket {
             state.buffered = Vec::new();
             was
         };
+        // No room broadcast reaches the client for this namespace from here on.
+        if self.0.session.unsubscribe_group(self.0.ns.channel_group()) > 0 {
+            self.left_channels();
+        }
         {
             let mut sockets = self.0.ns.0.sockets.write();
             if sockets.get(&self.0.id).is_some_and(|s| s == self) {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::channel::{Channel, Subscriber};
 use crate::engine::EngineShared;
 use crate::packet::EncodedPacket;
 use crate::{CloseReason, HandshakeRequest, Message, Sid, TransportKind};
@@ -214,6 +215,60 @@ impl<D: Send + Sync + 'static> Session<D> {
         WeakSession(Arc::downgrade(&self.0))
     }
 
+    /// A [`Channel`] sized by this session's engine limits (buffered packets
+    /// and bytes), tagged `group`.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tidewire_engine::Session<()>) {
+    /// let channel = session.new_channel(1);
+    /// assert_eq!(channel.group(), 1);
+    /// # }
+    /// ```
+    pub fn new_channel(&self, group: u64) -> Channel {
+        let limits = &self.0.shared.limits;
+        Channel::new(group, limits.max_packets, limits.max_bytes)
+    }
+
+    /// Writes out everything `channel` publishes from now on, in order with
+    /// what is sent to this session directly. False if the session is closed
+    /// or already subscribed.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tidewire_engine::Session<()>, channel: tidewire_engine::Channel) {
+    /// if session.subscribe(&channel) {
+    ///     channel.publish(&[tidewire_engine::packet::EncodedPacket::message("hi")]);
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe(&self, channel: &Channel) -> bool {
+        let who: Weak<dyn Subscriber> = Arc::downgrade(&self.0) as Weak<dyn Subscriber>;
+        self.0.state.lock().subscribe(&channel.0, who)
+    }
+
+    /// Stops reading `channel`; what it published before is still written.
+    /// False if the session was not subscribed.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tidewire_engine::Session<()>, channel: tidewire_engine::Channel) {
+    /// session.unsubscribe(&channel);
+    /// # }
+    /// ```
+    pub fn unsubscribe(&self, channel: &Channel) -> bool {
+        self.0.state.lock().unsubscribe(&channel.0)
+    }
+
+    /// Stops reading every channel tagged `group` (see [`Channel::new`]);
+    /// returns how many it left.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tidewire_engine::Session<()>) {
+    /// let left = session.unsubscribe_group(1);
+    /// # }
+    /// ```
+    pub fn unsubscribe_group(&self, group: u64) -> usize {
+        self.0.state.lock().unsubscribe_group(group)
+    }
+
     fn after_push(&self, result: Result<bool, SendError>) -> Result<(), SendError> {
         match result {
             Ok(true) => {
@@ -222,9 +277,7 @@ impl<D: Send + Sync + 'static> Session<D> {
             }
             Ok(false) => Ok(()),
             Err(SendError::SlowConsumer) => {
-                self.0.shared.metrics.slow_consumer_closes.incr();
-                tracing::warn!(sid = %self.0.id, "closing slow consumer: outgoing queue full");
-                self.close(CloseReason::SlowConsumer);
+                self.close_slow_consumer("outgoing queue full");
                 Err(SendError::SlowConsumer)
             }
             Err(SendError::Dropped) => {
@@ -233,6 +286,21 @@ impl<D: Send + Sync + 'static> Session<D> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Closes the session as a slow consumer if it holds more than its limits
+    /// allow (see `SessionState::holds_too_much`).
+    pub(crate) fn enforce_limits(&self) {
+        let limits = self.0.shared.limits;
+        if self.0.state.lock().holds_too_much(&limits) {
+            self.close_slow_consumer("too many packets waiting for the client's confirmation");
+        }
+    }
+
+    fn close_slow_consumer(&self, why: &'static str) {
+        self.0.shared.metrics.slow_consumer_closes.incr();
+        tracing::warn!(sid = %self.0.id, why, "closing slow consumer");
+        self.close(CloseReason::SlowConsumer);
     }
 
     /// Closes the session. The layer above's `on_close` runs once, with `reason`.
@@ -270,5 +338,15 @@ impl<D: Send + Sync + 'static> Session<D> {
 
     pub(crate) fn limits(&self) -> &state::Limits {
         &self.0.shared.limits
+    }
+}
+
+impl<D: Send + Sync + 'static> Subscriber for SessionInner<D> {
+    fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
+    fn lagged(self: Arc<Self>) {
+        Session(self).close_slow_consumer("fell behind a shared channel");
     }
 }

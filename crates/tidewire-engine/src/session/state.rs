@@ -5,8 +5,10 @@
 //! unit-tested on plain values.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::channel::{ChannelShared, Lagged, Subscriber};
 use crate::packet::{EncodedPacket, PacketType};
 use crate::{CloseReason, TransportKind};
 
@@ -109,6 +111,33 @@ pub(crate) struct SessionState {
     retained_bytes: usize,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
+    /// Shared logs this session also writes out (see [`crate::Channel`]).
+    subs: Vec<Subscription>,
+    /// A channel dropped entries this session had not read: nothing more is
+    /// written, the session is being closed as a slow consumer.
+    lagged: bool,
+}
+
+/// A session's place in a [`crate::Channel`]; leaving the session's list unsubscribes it.
+#[derive(Debug)]
+struct Subscription {
+    channel: Arc<ChannelShared>,
+    slot: u32,
+    cursor: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.channel.unsubscribe(self.slot);
+    }
+}
+
+impl std::fmt::Debug for ChannelShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelShared")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionState {
@@ -131,7 +160,98 @@ impl SessionState {
             retained_bytes: 0,
             next_ping_at: now + limits.ping_interval,
             pong_deadline: None,
+            subs: Vec::new(),
+            lagged: false,
         }
+    }
+
+    // ----- channels -----
+
+    /// Starts reading `channel` from its tail. False if closed or already subscribed.
+    pub(crate) fn subscribe(
+        &mut self,
+        channel: &Arc<ChannelShared>,
+        who: Weak<dyn Subscriber>,
+    ) -> bool {
+        if self.closed.is_some() || self.subs.iter().any(|s| Arc::ptr_eq(&s.channel, channel)) {
+            return false;
+        }
+        // What is already queued stays ahead of the channel's next entries.
+        let (slot, cursor) = channel.subscribe(who);
+        self.subs.push(Subscription {
+            channel: channel.clone(),
+            slot,
+            cursor,
+        });
+        true
+    }
+
+    /// Stops reading `channel`; what it published before still goes out.
+    pub(crate) fn unsubscribe(&mut self, channel: &Arc<ChannelShared>) -> bool {
+        let Some(at) = self
+            .subs
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.channel, channel))
+        else {
+            return false;
+        };
+        self.absorb();
+        self.subs.remove(at);
+        true
+    }
+
+    /// Stops reading every channel of `group`. Returns how many.
+    pub(crate) fn unsubscribe_group(&mut self, group: u64) -> usize {
+        let before = self.subs.len();
+        if self.subs.iter().any(|s| s.channel.group == group) {
+            self.absorb();
+            self.subs.retain(|s| s.channel.group != group);
+        }
+        before - self.subs.len()
+    }
+
+    /// Moves every channel entry this session has not read into its queue, in
+    /// publication order. Called before anything is queued directly, so the
+    /// queue always precedes the channels' unread entries.
+    fn absorb(&mut self) {
+        if self.subs.is_empty() || self.lagged {
+            return;
+        }
+        let (queue, bytes) = (&mut self.queue, &mut self.queued_bytes);
+        if let [sub] = &mut self.subs[..] {
+            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
+                *bytes += packet.len();
+                queue.push_back(packet.clone());
+            }) {
+                Ok(cursor) => sub.cursor = cursor,
+                Err(Lagged) => self.lagged = true,
+            }
+            return;
+        }
+        let mut pulled: Vec<(u64, EncodedPacket)> = Vec::new();
+        for sub in &mut self.subs {
+            match sub.channel.read(sub.slot, sub.cursor, |seq, packet| {
+                pulled.push((seq, packet.clone()))
+            }) {
+                Ok(cursor) => sub.cursor = cursor,
+                Err(Lagged) => {
+                    self.lagged = true;
+                    return;
+                }
+            }
+        }
+        // Stable: a packet's attachments keep their place behind it.
+        pulled.sort_by_key(|(seq, _)| *seq);
+        for (_, packet) in pulled {
+            *bytes += packet.len();
+            queue.push_back(packet);
+        }
+    }
+
+    /// Nothing may be written: a channel lost entries this session needed and
+    /// the close is on its way.
+    fn frozen(&self) -> bool {
+        self.lagged && self.closed.is_none()
     }
 
     pub(crate) fn transport(&self) -> TransportKind {
@@ -144,6 +264,11 @@ impl SessionState {
 
     pub(crate) fn queued(&self) -> usize {
         self.queue.len()
+            + self
+                .subs
+                .iter()
+                .map(|s| s.channel.pending(s.cursor).0)
+                .sum::<usize>()
     }
 
     /// Queues packets atomically (all or none). Returns whether the queue was
@@ -156,6 +281,7 @@ impl SessionState {
         if self.closed.is_some() {
             return Err(SendError::Closed);
         }
+        self.absorb();
         let packets = packets.into_iter();
         let bytes: usize = packets.clone().map(|p| p.len()).sum();
         if !self.fits(packets.len(), bytes, limits.max_packets, limits.max_bytes) {
@@ -184,6 +310,7 @@ impl SessionState {
         if self.closed.is_some() {
             return Err(SendError::Closed);
         }
+        self.absorb();
         let bytes = packet.len();
         if !self.fits(1, bytes, limits.max_packets, limits.max_bytes) {
             return Err(SendError::SlowConsumer);
@@ -225,6 +352,10 @@ impl SessionState {
 
     /// Takes everything queued, for a writer that owns the downstream.
     pub(crate) fn take_queue(&mut self) -> VecDeque<EncodedPacket> {
+        self.absorb();
+        if self.frozen() {
+            return VecDeque::new();
+        }
         self.queued_bytes = 0;
         std::mem::take(&mut self.queue)
     }
@@ -232,6 +363,11 @@ impl SessionState {
     /// Payload bytes waiting in the queue.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes
+            + self
+                .subs
+                .iter()
+                .map(|s| s.channel.pending(s.cursor).1)
+                .sum::<usize>()
     }
 
     /// Hands every queued packet to `write`, in order, and empties the queue;
@@ -239,6 +375,12 @@ impl SessionState {
     /// it does not allocate a new queue for every batch. Returns how many
     /// packets were written.
     pub(crate) fn drain_queue(&mut self, mut write: impl FnMut(&EncodedPacket)) -> usize {
+        if self.frozen() {
+            return 0;
+        }
+        if self.subs.len() > 1 {
+            self.absorb();
+        }
         let n = self.queue.len();
         for packet in &self.queue {
             write(packet);
@@ -248,7 +390,18 @@ impl SessionState {
         if n > 0 && !keep_queue_allocation(n, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        n
+        // One channel: its entries are written straight from the shared log.
+        let mut from_channel = 0;
+        if let [sub] = &mut self.subs[..] {
+            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
+                write(packet);
+                from_channel += 1;
+            }) {
+                Ok(cursor) => sub.cursor = cursor,
+                Err(Lagged) => self.lagged = true,
+            }
+        }
+        n + from_channel
     }
 
     /// Marks the session closed. Returns false if it already was.
@@ -260,6 +413,14 @@ impl SessionState {
         if self.closed.is_some() {
             return false;
         }
+        if matches!(
+            reason,
+            CloseReason::ForcedClose | CloseReason::ServerShutdown
+        ) {
+            // Flushed before the close packet.
+            self.absorb();
+        }
+        self.subs.clear();
         self.closed = Some(reason);
         self.probe = None;
         match reason {
@@ -295,6 +456,7 @@ impl SessionState {
             Some(_) => Tick::Nothing,
             None if now >= self.next_ping_at => {
                 self.pong_deadline = Some(now + limits.ping_timeout);
+                self.absorb();
                 // Heartbeats bypass the queue limit: a full queue already closes the session.
                 self.queue
                     .push_back(EncodedPacket::control(PacketType::Ping));
@@ -348,6 +510,10 @@ impl SessionState {
     pub(crate) fn poll_answer(&mut self, poll: u32) -> Option<PollAnswer> {
         if self.poll_gen != poll {
             return Some(PollAnswer::Noop);
+        }
+        self.absorb();
+        if self.frozen() {
+            return None;
         }
         if self.acked_polling && !(self.queue.is_empty() && self.retained.is_empty()) {
             // Unconfirmed packets first (the last answer may have been lost), then new ones.
@@ -424,34 +590,72 @@ impl SessionState {
         }
     }
 
-    /// What SSE stream `stream` writes next.
-    pub(crate) fn sse_next(&mut self, stream: u32) -> SseStep {
+    /// What SSE stream `stream` writes next: hands each event to `write` (its
+    /// id and packet) and keeps it until the client confirms it.
+    pub(crate) fn sse_next(
+        &mut self,
+        stream: u32,
+        mut write: impl FnMut(u64, &EncodedPacket),
+    ) -> SseStep {
         if self.sse_stream != stream {
             return SseStep::Superseded;
         }
         if self.transport != TransportKind::Sse {
             // Upgraded: the stream ends with a noop after everything it carried.
-            return SseStep::Finish(vec![(0, EncodedPacket::control(PacketType::Noop))]);
+            write(0, &EncodedPacket::control(PacketType::Noop));
+            return SseStep::Finish;
         }
+        if self.frozen() {
+            return SseStep::Wait;
+        }
+        if self.subs.len() > 1 {
+            self.absorb();
+        }
+        let (seq, retained, retained_bytes) = (
+            &mut self.down_seq,
+            &mut self.retained,
+            &mut self.retained_bytes,
+        );
+        let mut keep = |packet: &EncodedPacket| {
+            *seq += 1;
+            write(*seq, packet);
+            *retained_bytes += packet.len();
+            retained.push_back((*seq, packet.clone()));
+        };
         // Drained in place: the queue keeps its allocation for the next batch.
-        let mut events = Vec::with_capacity(self.queue.len());
+        let queued = self.queue.len();
         self.queued_bytes = 0;
         for packet in self.queue.drain(..) {
-            self.down_seq += 1;
-            self.retained_bytes += packet.len();
-            self.retained.push_back((self.down_seq, packet.clone()));
-            events.push((self.down_seq, packet));
+            keep(&packet);
         }
-        if !events.is_empty() && !keep_queue_allocation(events.len(), self.queue.capacity()) {
+        if queued > 0 && !keep_queue_allocation(queued, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
+        // One channel: its entries go out straight from the shared log.
+        let mut from_channel = 0;
+        if let [sub] = &mut self.subs[..] {
+            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
+                keep(packet);
+                from_channel += 1;
+            }) {
+                Ok(cursor) => sub.cursor = cursor,
+                Err(Lagged) => self.lagged = true,
+            }
+        }
         if self.closed.is_some() {
-            SseStep::Finish(events)
-        } else if events.is_empty() {
+            SseStep::Finish
+        } else if queued + from_channel == 0 {
             SseStep::Wait
         } else {
-            SseStep::Write(events)
+            SseStep::Write
         }
+    }
+
+    /// Whether what the session holds (queued, and kept for a client to
+    /// confirm) is over its limits. Channel entries join without the
+    /// per-packet check a direct send makes, so writers check after writing.
+    pub(crate) fn holds_too_much(&self, limits: &Limits) -> bool {
+        !self.fits(0, 0, limits.max_packets, limits.max_bytes)
     }
 
     // ----- upgrade -----
@@ -530,9 +734,10 @@ impl SessionState {
 /// What an SSE stream does next. Events are `(id, packet)`; id 0 means "no id line".
 #[derive(Debug)]
 pub(crate) enum SseStep {
-    Write(Vec<(u64, EncodedPacket)>),
-    /// Write these, then end the response.
-    Finish(Vec<(u64, EncodedPacket)>),
+    /// Events were handed over: write them.
+    Write,
+    /// Write what was handed over, then end the response.
+    Finish,
     /// Another stream took over this session.
     Superseded,
     Wait,
@@ -570,6 +775,124 @@ mod tests {
 
     fn msg(s: &str) -> EncodedPacket {
         EncodedPacket::message(s)
+    }
+
+    /// Stands in for a session's handle in a channel's subscriber list.
+    #[derive(Default)]
+    struct Fake {
+        woken: std::sync::atomic::AtomicUsize,
+        lagged: std::sync::atomic::AtomicBool,
+    }
+
+    impl Subscriber for Fake {
+        fn wake(&self) {
+            self.woken
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn lagged(self: Arc<Self>) {
+            self.lagged
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn subscribed(channel: &crate::Channel) -> (SessionState, Arc<Fake>) {
+        let mut s = SessionState::new(TransportKind::WebSocket, Instant::now(), &limits());
+        let fake = Arc::new(Fake::default());
+        let weak: Weak<dyn Subscriber> = Arc::downgrade(&fake) as Weak<dyn Subscriber>;
+        assert!(s.subscribe(&channel.0, weak.clone()));
+        assert!(!s.subscribe(&channel.0, weak), "once per channel");
+        (s, fake)
+    }
+
+    fn drained(s: &mut SessionState) -> Vec<String> {
+        let mut out = Vec::new();
+        s.drain_queue(|p| out.push(String::from_utf8_lossy(p.as_text().unwrap()).into_owned()));
+        out
+    }
+
+    #[test]
+    fn channel_entries_and_direct_packets_keep_their_order() {
+        let channel = crate::Channel::new(0, 16, 1000);
+        let (mut s, fake) = subscribed(&channel);
+        s.push(msg("a"), &limits()).unwrap();
+        channel.publish(&[msg("b")]);
+        assert_eq!(fake.woken.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // Queued directly after the broadcast: goes out after it.
+        s.push(msg("c"), &limits()).unwrap();
+        channel.publish(&[msg("d"), msg("d'")]);
+        assert_eq!(s.queued(), 5);
+        assert_eq!(drained(&mut s), ["4a", "4b", "4c", "4d", "4d'"]);
+        assert!(drained(&mut s).is_empty());
+        // Caught up after each read (the push above read too): every publish
+        // since woke it, and the log is empty.
+        channel.publish(&[msg("e")]);
+        assert_eq!(fake.woken.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(drained(&mut s), ["4e"]);
+        assert_eq!(
+            channel.0.pending(0),
+            (0, 0),
+            "nothing kept once everyone read"
+        );
+    }
+
+    #[test]
+    fn two_channels_merge_in_publication_order() {
+        let (one, two) = (
+            crate::Channel::new(0, 16, 1000),
+            crate::Channel::new(0, 16, 1000),
+        );
+        let (mut s, _fake) = subscribed(&one);
+        let fake = Arc::new(Fake::default());
+        assert!(s.subscribe(&two.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
+        one.publish(&[msg("1")]);
+        two.publish(&[msg("2")]);
+        one.publish(&[msg("3")]);
+        assert_eq!(drained(&mut s), ["41", "42", "43"]);
+        // Polling and SSE take the same order.
+        two.publish(&[msg("4")]);
+        one.publish(&[msg("5")]);
+        let taken: Vec<_> = s
+            .take_queue()
+            .iter()
+            .map(|p| p.as_text().unwrap().to_vec())
+            .collect();
+        assert_eq!(taken, [b"44".to_vec(), b"45".to_vec()]);
+        assert_eq!(s.unsubscribe_group(0), 2);
+    }
+
+    #[test]
+    fn leaving_a_channel_keeps_what_it_published_before() {
+        let channel = crate::Channel::new(0, 16, 1000);
+        let (mut s, _fake) = subscribed(&channel);
+        channel.publish(&[msg("before")]);
+        assert!(s.unsubscribe(&channel.0));
+        assert_eq!(channel.subscribers(), 0);
+        channel.publish(&[msg("after")]);
+        assert_eq!(drained(&mut s), ["4before"]);
+    }
+
+    #[test]
+    fn a_subscriber_too_far_behind_is_reported_and_writes_nothing_more() {
+        let channel = crate::Channel::new(0, 4, 1000);
+        let (mut reader, reader_fake) = subscribed(&channel);
+        let (mut idle, idle_fake) = subscribed(&channel);
+        for n in 0..6 {
+            channel.publish(&[msg(&n.to_string())]);
+            assert_eq!(drained(&mut reader).len(), 1);
+        }
+        assert!(idle_fake.lagged.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(!reader_fake
+            .lagged
+            .load(std::sync::atomic::Ordering::Relaxed));
+        // Never a gap: nothing is written until the close.
+        assert!(drained(&mut idle).is_empty());
+        assert!(idle.close(CloseReason::SlowConsumer));
+        assert_eq!(drained(&mut idle), ["1"], "only the close packet");
+        assert_eq!(
+            channel.subscribers(),
+            1,
+            "a closed session leaves its channels"
+        );
     }
 
     #[test]
@@ -653,6 +976,40 @@ mod tests {
         );
     }
 
+    /// One SSE step with the events it wrote.
+    fn sse_step(s: &mut SessionState, stream: u32) -> (SseStep, Vec<(u64, EncodedPacket)>) {
+        let mut events = Vec::new();
+        let step = s.sse_next(stream, |id, p| events.push((id, p.clone())));
+        (step, events)
+    }
+
+    #[test]
+    fn sse_writes_channel_entries_and_keeps_them_until_confirmed() {
+        let l = limits();
+        let channel = crate::Channel::new(0, 16, 1000);
+        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
+        let fake = Arc::new(Fake::default());
+        assert!(s.subscribe(&channel.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
+        let (stream, _) = s.begin_sse_stream(None).unwrap();
+        s.push(msg("direct"), &l).unwrap();
+        for n in 0..4 {
+            channel.publish(&[msg(&n.to_string())]);
+        }
+        let (step, events) = sse_step(&mut s, stream);
+        assert!(matches!(step, SseStep::Write));
+        assert_eq!(
+            events.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        // Five unconfirmed events, four allowed: the writer closes it.
+        assert!(s.holds_too_much(&l));
+        s.ack(3);
+        assert!(!s.holds_too_much(&l));
+        let (second, replay) = s.begin_sse_stream(Some(3)).unwrap();
+        assert_eq!(replay, [(4, msg("2")), (5, msg("3"))]);
+        assert!(matches!(sse_step(&mut s, second).0, SseStep::Wait));
+    }
+
     #[test]
     fn sse_retains_until_confirmed_and_replays_on_resume() {
         let l = limits();
@@ -660,7 +1017,7 @@ mod tests {
         let (first, replay) = s.begin_sse_stream(None).unwrap();
         assert!(replay.is_empty());
         s.push_all([msg("a"), msg("b")], &l).unwrap();
-        let SseStep::Write(events) = s.sse_next(first) else {
+        let (SseStep::Write, events) = sse_step(&mut s, first) else {
             panic!()
         };
         assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
@@ -673,13 +1030,13 @@ mod tests {
         // The stream dropped after event 1; a new one resumes from there.
         let (second, replay) = s.begin_sse_stream(Some(1)).unwrap();
         assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), [2]);
-        assert!(matches!(s.sse_next(first), SseStep::Superseded));
-        let SseStep::Write(events) = s.sse_next(second) else {
+        assert!(matches!(sse_step(&mut s, first).0, SseStep::Superseded));
+        let (SseStep::Write, events) = sse_step(&mut s, second) else {
             panic!()
         };
         assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [3]);
         s.ack(3);
-        assert!(matches!(s.sse_next(second), SseStep::Wait));
+        assert!(matches!(sse_step(&mut s, second).0, SseStep::Wait));
         assert_eq!(
             s.push_all([msg("d"), msg("e"), msg("f"), msg("g")], &l),
             Ok(true)
@@ -721,13 +1078,13 @@ mod tests {
         let (stream, _) = s.begin_sse_stream(None).unwrap();
         let conn = s.begin_probe(t0, &l).unwrap();
         s.push_all([msg("before")], &l).unwrap();
-        let SseStep::Write(events) = s.sse_next(stream) else {
+        let (SseStep::Write, events) = sse_step(&mut s, stream) else {
             panic!()
         };
         assert_eq!(events.len(), 1);
         assert!(s.complete_upgrade(conn));
         s.push_all([msg("after")], &l).unwrap();
-        let SseStep::Finish(events) = s.sse_next(stream) else {
+        let (SseStep::Finish, events) = sse_step(&mut s, stream) else {
             panic!()
         };
         assert_eq!(events, vec![(0, EncodedPacket::control(PacketType::Noop))]);

@@ -86,7 +86,12 @@ async fn poll<D: Send + Sync + 'static>(session: Session<D>, ack: Option<u64>) -
         changed.await;
     };
     let (body, last_seq) = match answer {
-        PollAnswer::Packets { packets, last_seq } => (encode_payload(&packets), last_seq),
+        PollAnswer::Packets { packets, last_seq } => {
+            if last_seq.is_some() {
+                session.enforce_limits();
+            }
+            (encode_payload(&packets), last_seq)
+        }
         PollAnswer::Noop => (
             encode_payload(&[EncodedPacket::control(PacketType::Noop)]),
             None,

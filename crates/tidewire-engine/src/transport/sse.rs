@@ -127,14 +127,21 @@ async fn next_chunk<D: Send + Sync + 'static>(
         let changed = session.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        match session.with_state(|s| s.sse_next(state.stream_id)) {
-            SseStep::Write(events) => {
+        let mut out = BytesMut::new();
+        let step = session.with_state(|s| {
+            s.sse_next(state.stream_id, |id, packet| {
+                write_event(&mut out, id, packet)
+            })
+        });
+        match step {
+            SseStep::Write => {
                 state.last_write = Instant::now();
-                return Some((Ok(encode_events(&events)), state));
+                session.enforce_limits();
+                return Some((Ok(out.freeze()), state));
             }
-            SseStep::Finish(events) => {
+            SseStep::Finish => {
                 state.done = true;
-                return Some((Ok(encode_events(&events)), state));
+                return Some((Ok(out.freeze()), state));
             }
             SseStep::Superseded => return None,
             SseStep::Wait => {}
