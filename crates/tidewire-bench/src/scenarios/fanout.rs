@@ -4,6 +4,9 @@
 //! every message within the grace period) and its p99 delivery latency stays under
 //! `--max-p99-ms`; then it bisects between the last good and the first bad rate.
 //! Reported: the best loss-free step's delivered messages/s and latency p50/p99.
+//! A step that closed clients (a server's slow-consumer policy) counts as over; the
+//! closed clients are replaced by fresh ones that join the room before the next step,
+//! so the search goes on at lower rates with the same room size.
 //! Then an overload phase at twice the first failing rate: what the server does past
 //! saturation (lost messages, disconnected clients, memory growth).
 
@@ -38,6 +41,8 @@ struct Step {
     cpu: f64,
     /// The server's CPU (cores) over the same window; 0 without `--pid`.
     server_cpu: f64,
+    /// Closed clients replaced by fresh ones after this step.
+    replaced: usize,
 }
 
 impl Step {
@@ -48,7 +53,7 @@ impl Step {
         json!({"rate": self.rate, "sent": self.sent, "expected": self.expected,
                "delivered": self.delivered, "delivered_per_sec": round(self.delivered as f64 / self.secs, 0),
                "p50_ms": self.p50, "p99_ms": self.p99, "alive": self.alive, "loadgen_cpu": self.cpu,
-               "server_cpu": self.server_cpu})
+               "server_cpu": self.server_cpu, "replaced": self.replaced})
     }
 }
 
@@ -113,6 +118,7 @@ async fn step(
         alive: clients.iter().filter(|c| c.alive()).count(),
         cpu,
         server_cpu: round(server_ticks as f64 / 100.0 / secs, 2),
+        replaced: 0,
     }
 }
 
@@ -147,41 +153,48 @@ pub async fn run(args: &Args) -> Value {
         delivered: AtomicU64::new(0),
         joined: AtomicU64::new(0),
     });
-    let opened = {
+    let open = |count: usize| {
         let sh = sh.clone();
-        connect_many(
-            kind,
-            server,
-            c,
-            sources,
-            64,
-            Duration::from_secs(120),
-            move |_| {
-                let sh = sh.clone();
-                Arc::new(move |p: &str| {
-                    if let Some(rest) = p.strip_prefix("2[\"tick\",") {
-                        if let Some(t) = first_number(rest) {
-                            sh.hist.record(read_at_us().saturating_sub(t));
-                            sh.delivered.fetch_add(1, Relaxed);
+        async move {
+            let handler_sh = sh.clone();
+            let opened = connect_many(
+                kind,
+                server,
+                count,
+                sources,
+                64,
+                Duration::from_secs(120),
+                move |_| {
+                    let sh = handler_sh.clone();
+                    Arc::new(move |p: &str| {
+                        if let Some(rest) = p.strip_prefix("2[\"tick\",") {
+                            if let Some(t) = first_number(rest) {
+                                sh.hist.record(read_at_us().saturating_sub(t));
+                                sh.delivered.fetch_add(1, Relaxed);
+                            }
+                        } else if p.starts_with('3') {
+                            sh.joined.fetch_add(1, Relaxed);
                         }
-                    } else if p.starts_with('3') {
-                        sh.joined.fetch_add(1, Relaxed);
-                    }
-                })
-            },
-        )
-        .await
+                    })
+                },
+            )
+            .await;
+            let before = sh.joined.load(Relaxed) as usize;
+            for cl in &opened.clients {
+                cl.emit("420[\"join\",\"bench\"]".to_owned());
+            }
+            let want = before + opened.clients.len();
+            let end = Instant::now() + Duration::from_secs(30);
+            while (sh.joined.load(Relaxed) as usize) < want && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let joined = (sh.joined.load(Relaxed) as usize).saturating_sub(before);
+            (opened, joined)
+        }
     };
-    let clients = opened.clients;
+    let (opened, joined) = open(c).await;
+    let mut clients = opened.clients;
     let n = clients.len();
-    for cl in &clients {
-        cl.emit("420[\"join\",\"bench\"]".to_owned());
-    }
-    let end = Instant::now() + Duration::from_secs(30);
-    while (sh.joined.load(Relaxed) as usize) < n && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let joined = sh.joined.load(Relaxed) as usize;
     let publisher = match connect(
         Kind::WebSocket,
         args.publish_server(),
@@ -227,7 +240,22 @@ pub async fn run(args: &Args) -> Value {
             quiesce(&sh, Duration::from_secs(15)).await;
         }
         if alive < n {
-            break; // clients were dropped: the next steps would not be comparable
+            // Clients were closed: replace them so the next step has the same room.
+            clients.retain(|c| c.alive());
+            let (fresh, joined) = open(n - alive).await;
+            let got = fresh.clients.len();
+            clients.extend(fresh.clients);
+            eprintln!(
+                "fanout {}: replaced {got} of {} closed clients",
+                kind.name(),
+                n - alive
+            );
+            if got < n - alive || joined < got {
+                break; // could not restore the room: the next steps would not be comparable
+            }
+            if let Some(last) = steps.last_mut() {
+                last.replaced = got;
+            }
         }
         let lo = best.map_or(0.0, |b| steps[b].rate);
         rate = match bad {

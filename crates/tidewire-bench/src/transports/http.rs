@@ -109,6 +109,27 @@ impl Conn {
     }
 
     /// The next chunk of a chunked body; None at the final chunk.
+    /// Appends the next chunk of a chunked body to `out`; false at the last chunk.
+    pub async fn chunk_into(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+        loop {
+            if let Some(eol) = find(self.pending(), b"\r\n") {
+                let line =
+                    std::str::from_utf8(&self.pending()[..eol]).map_err(|e| e.to_string())?;
+                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| format!("bad chunk size {line:?}"))?;
+                let need = eol + 2 + size + 2;
+                while self.pending().len() < need {
+                    self.fill().await?;
+                }
+                let start = self.pos + eol + 2;
+                out.extend_from_slice(&self.buf[start..start + size]);
+                self.pos += need;
+                return Ok(size != 0);
+            }
+            self.fill().await?;
+        }
+    }
+
     pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
         loop {
             if let Some(eol) = find(self.pending(), b"\r\n") {
@@ -131,7 +152,7 @@ impl Conn {
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 pub fn get(path: &str, host: &str, extra: &str) -> Vec<u8> {

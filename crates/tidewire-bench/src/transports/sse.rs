@@ -68,19 +68,25 @@ pub async fn open(
         received.clone(),
     ));
     tokio::spawn(async move {
-        while let Ok((id, p)) = events.next().await {
-            if let Some(id) = id {
-                received.last.store(id, Relaxed);
-                if id % CONFIRM_AFTER_EVENTS == 0 {
-                    received.confirm.notify_one();
+        loop {
+            let handled = events.drain(|id, p| {
+                if let Some(id) = id {
+                    received.last.store(id, Relaxed);
+                    if id % CONFIRM_AFTER_EVENTS == 0 {
+                        received.confirm.notify_one();
+                    }
                 }
-            }
-            match inbound.packet(&p) {
-                Reply::Pong => {
-                    let _ = pong_tx.send(());
+                match inbound.packet(p) {
+                    Reply::Pong => {
+                        let _ = pong_tx.send(());
+                        true
+                    }
+                    Reply::Close => false,
+                    Reply::None => true,
                 }
-                Reply::Close => break,
-                Reply::None => {}
+            });
+            if !matches!(handled, Ok(true)) || events.more().await.is_err() {
+                break;
             }
         }
         inbound.closed();
@@ -103,9 +109,8 @@ impl Events {
             self.at = 0;
         }
         if self.chunked {
-            match self.conn.chunk().await? {
-                Some(c) => self.data.extend_from_slice(&c),
-                None => return Err("stream ended".into()),
+            if !self.conn.chunk_into(&mut self.data).await? {
+                return Err("stream ended".into());
             }
         } else {
             if self.conn.pending().is_empty() {
@@ -117,39 +122,66 @@ impl Events {
         Ok(())
     }
 
-    /// The next event: (id, packet). Comments (keep-alives) are skipped.
+    /// Hands each complete event in the buffer to `f` as (id, packet) until `f`
+    /// returns false; comments (keep-alives) are skipped. The usual event (one
+    /// `data:` line) is passed without copying. Returns false if `f` stopped.
+    fn drain(&mut self, mut f: impl FnMut(Option<u64>, &str) -> bool) -> Result<bool, String> {
+        while let Some(end) = find(&self.data[self.at..], b"\n\n") {
+            let block = &self.data[self.at..self.at + end];
+            self.at += end + 2;
+            let mut id = None;
+            let mut t64 = false;
+            let (mut data, mut data_lines) = (None, 0);
+            for line in block.split(|&b| b == b'\n') {
+                if let Some(v) = line.strip_prefix(b"data: ") {
+                    data = data.or(Some(v));
+                    data_lines += 1;
+                } else if let Some(v) = line.strip_prefix(b"id: ") {
+                    id = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok());
+                } else if line == b"event: t64" {
+                    t64 = true;
+                }
+            }
+            let go_on = match (data, data_lines, t64) {
+                (None, _, _) => true,
+                (Some(one), 1, false) => {
+                    f(id, std::str::from_utf8(one).map_err(|e| e.to_string())?)
+                }
+                _ => {
+                    let lines: Vec<&[u8]> = block
+                        .split(|&b| b == b'\n')
+                        .filter_map(|l| l.strip_prefix(b"data: "))
+                        .collect();
+                    let joined = lines.join(&b'\n');
+                    let text = if t64 {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(&joined)
+                            .map_err(|e| e.to_string())?
+                    } else {
+                        joined
+                    };
+                    f(id, &String::from_utf8_lossy(&text))
+                }
+            };
+            if !go_on {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next event, owned (the handshake's open packet).
     async fn next(&mut self) -> Result<(Option<u64>, String), String> {
         loop {
-            if let Some(end) = find(&self.data[self.at..], b"\n\n") {
-                let block = &self.data[self.at..self.at + end];
-                let text = String::from_utf8_lossy(block).into_owned();
-                self.at += end + 2;
-                let mut id = None;
-                let mut t64 = false;
-                let mut data: Option<String> = None;
-                for line in text.split('\n') {
-                    if let Some(v) = line.strip_prefix("data: ") {
-                        match &mut data {
-                            Some(d) => {
-                                d.push('\n');
-                                d.push_str(v);
-                            }
-                            None => data = Some(v.to_owned()),
-                        }
-                    } else if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.trim().parse().ok();
-                    } else if line == "event: t64" {
-                        t64 = true;
-                    }
-                }
-                let Some(mut d) = data else { continue };
-                if t64 {
-                    let raw = base64::engine::general_purpose::STANDARD
-                        .decode(d.as_bytes())
-                        .map_err(|e| e.to_string())?;
-                    d = String::from_utf8_lossy(&raw).into_owned();
-                }
-                return Ok((id, d));
+            let mut first = None;
+            self.drain(|id, p| {
+                first = Some((id, p.to_owned()));
+                false
+            })?;
+            if let Some(event) = first {
+                return Ok(event);
             }
             self.more().await?;
         }
