@@ -263,12 +263,19 @@ impl SessionState {
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
-            + self
-                .subs
-                .iter()
-                .map(|s| s.channel.pending(s.cursor).0)
-                .sum::<usize>()
+        self.backlog().0
+    }
+
+    /// Packets and payload bytes waiting to be written: the queue and the
+    /// channels' unread entries (what a writer sizes its buffer for).
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        self.subs.iter().fold(
+            (self.queue.len(), self.queued_bytes),
+            |(packets, bytes), sub| {
+                let (more, more_bytes) = sub.channel.pending(sub.cursor);
+                (packets + more, bytes + more_bytes)
+            },
+        )
     }
 
     /// Queues packets atomically (all or none). Returns whether the queue was
@@ -358,16 +365,6 @@ impl SessionState {
         }
         self.queued_bytes = 0;
         std::mem::take(&mut self.queue)
-    }
-
-    /// Payload bytes waiting in the queue.
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.queued_bytes
-            + self
-                .subs
-                .iter()
-                .map(|s| s.channel.pending(s.cursor).1)
-                .sum::<usize>()
     }
 
     /// Hands every queued packet to `write`, in order, and empties the queue;

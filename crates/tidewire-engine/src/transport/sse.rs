@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use base64::Engine as _;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::time::{Instant, Sleep};
 
@@ -127,8 +127,11 @@ async fn next_chunk<D: Send + Sync + 'static>(
         let changed = session.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let step = session.with_state(|s| {
+            // One allocation for the batch: payloads plus `id:`/`data:` lines.
+            let (packets, bytes) = s.backlog();
+            out.reserve(bytes + 32 * packets);
             s.sse_next(state.stream_id, |id, packet| {
                 write_event(&mut out, id, packet)
             })
@@ -137,11 +140,11 @@ async fn next_chunk<D: Send + Sync + 'static>(
             SseStep::Write => {
                 state.last_write = Instant::now();
                 session.enforce_limits();
-                return Some((Ok(out.freeze()), state));
+                return Some((Ok(Bytes::from(out)), state));
             }
             SseStep::Finish => {
                 state.done = true;
-                return Some((Ok(out.freeze()), state));
+                return Some((Ok(Bytes::from(out)), state));
             }
             SseStep::Superseded => return None,
             SseStep::Wait => {}
@@ -174,48 +177,53 @@ async fn next_chunk<D: Send + Sync + 'static>(
 /// Encodes events as one chunk (one write for a whole batch).
 fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
     let size: usize = events.iter().map(|(_, p)| p.len() * 4 / 3 + 32).sum();
-    let mut out = BytesMut::with_capacity(size);
+    let mut out = Vec::with_capacity(size);
     for (id, packet) in events {
         write_event(&mut out, *id, packet);
     }
-    out.freeze()
+    Bytes::from(out)
 }
 
-fn write_event(out: &mut BytesMut, id: u64, packet: &EncodedPacket) {
+/// Appends one event. A plain `Vec` (reserved once per event) rather than
+/// `BytesMut`, whose every `put_slice` re-checks its reserve: this runs once
+/// per event and recipient.
+fn write_event(out: &mut Vec<u8>, id: u64, packet: &EncodedPacket) {
+    // id, data and their prefixes; a base64 body (4/3 larger) grows it once more.
+    out.reserve(packet.len() + 40);
     if id != 0 {
         let mut digits = [0u8; 20];
-        out.put_slice(b"id: ");
-        out.put_slice(decimal(id, &mut digits));
-        out.put_u8(b'\n');
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(decimal(id, &mut digits));
+        out.push(b'\n');
     }
     match packet {
         // The usual packet, one line: no search for CR, then for each LF.
         EncodedPacket::Text(text) if !has_line_break(text) => {
-            out.put_slice(b"data: ");
-            out.put_slice(text);
-            out.put_u8(b'\n');
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(text);
+            out.push(b'\n');
         }
         EncodedPacket::Text(text) if text.contains(&b'\r') => {
-            out.put_slice(b"event: t64\ndata: ");
+            out.extend_from_slice(b"event: t64\ndata: ");
             let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-            out.put_slice(encoded.as_bytes());
-            out.put_u8(b'\n');
+            out.extend_from_slice(encoded.as_bytes());
+            out.push(b'\n');
         }
         EncodedPacket::Text(text) => {
             for line in text.split(|&b| b == b'\n') {
-                out.put_slice(b"data: ");
-                out.put_slice(line);
-                out.put_u8(b'\n');
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(line);
+                out.push(b'\n');
             }
         }
         EncodedPacket::Binary(data) => {
-            out.put_slice(b"data: b");
+            out.extend_from_slice(b"data: b");
             let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-            out.put_slice(encoded.as_bytes());
-            out.put_u8(b'\n');
+            out.extend_from_slice(encoded.as_bytes());
+            out.push(b'\n');
         }
     }
-    out.put_u8(b'\n');
+    out.push(b'\n');
 }
 
 /// Whether `text` holds a CR or an LF; eight bytes at a time (the classic

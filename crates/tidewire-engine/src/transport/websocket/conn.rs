@@ -231,7 +231,8 @@ impl<H: EngineHandler> Connection<H> {
                 return Step::Abandon;
             }
             // One allocation for the whole batch: payloads plus at most 10 header bytes each.
-            out.reserve(s.queued_bytes() + 10 * s.queued());
+            let (packets, bytes) = s.backlog();
+            out.reserve(bytes + 10 * packets);
             let written = s.drain_queue(|packet| encode_frame(out, packet));
             if s.closed().is_some() {
                 Step::Finish
