@@ -152,7 +152,13 @@ impl Conn {
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+    match needle {
+        // Per SSE event and chunk: no searcher to build, one memchr per candidate.
+        [first, second] => {
+            memchr::memchr_iter(*first, hay).find(|&at| hay.get(at + 1) == Some(second))
+        }
+        _ => memchr::memmem::find(hay, needle),
+    }
 }
 
 pub fn get(path: &str, host: &str, extra: &str) -> Vec<u8> {

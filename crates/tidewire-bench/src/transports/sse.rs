@@ -94,6 +94,26 @@ pub async fn open(
     Ok(())
 }
 
+/// `id: N\ndata: TEXT` (or just the data line): the id and the data.
+fn simple_event(block: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    let (id, rest) = match block.strip_prefix(b"id: ") {
+        Some(rest) => {
+            let eol = memchr::memchr(b'\n', rest)?;
+            let digits = &rest[..eol];
+            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let id = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            (Some(id), &rest[eol + 1..])
+        }
+        None => (None, block),
+    };
+    let data = rest.strip_prefix(b"data: ")?;
+    memchr::memchr(b'\n', data).is_none().then_some((id, data))
+}
+
 /// Incremental event-stream parser over a chunked (or close-delimited) body.
 struct Events {
     conn: Conn,
@@ -129,6 +149,13 @@ impl Events {
         while let Some(end) = find(&self.data[self.at..], b"\n\n") {
             let block = &self.data[self.at..self.at + end];
             self.at += end + 2;
+            // The usual event, `id: N` then one `data:` line, without the general parse.
+            if let Some((id, data)) = simple_event(block) {
+                if !f(id, std::str::from_utf8(data).map_err(|e| e.to_string())?) {
+                    return Ok(false);
+                }
+                continue;
+            }
             let mut id = None;
             let mut t64 = false;
             let (mut data, mut data_lines) = (None, 0);
