@@ -8,6 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::ws::{client_frame, upgrade};
 use common::Client;
 use tidewire::{DisconnectReason, Socket, SocketIo};
 use tidewire_engine::EngineConfig;
@@ -118,22 +119,9 @@ async fn a_member_that_leaves_keeps_what_was_sent_before() {
     assert_eq!(numbers_until_done(&stays).await, vec![1, 2, 3]);
 }
 
-/// One masked client text frame (mask 0).
-fn client_frame(out: &mut Vec<u8>, text: &str) {
-    assert!(text.len() < 126);
-    out.extend_from_slice(&[0x81, 0x80 | text.len() as u8, 0, 0, 0, 0]);
-    out.extend_from_slice(text.as_bytes());
-}
-
 /// A WebSocket client on namespace `/`, joined to room `r`.
 async fn ws_member(addr: std::net::SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n\
-         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = upgrade(addr).await;
     let mut out = Vec::new();
     client_frame(&mut out, "40");
     client_frame(&mut out, "420[\"join\",\"r\"]");

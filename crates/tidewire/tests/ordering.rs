@@ -6,16 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::ws::{client_frame, upgrade};
 use tidewire::{Socket, SocketIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// One masked client text frame (mask 0: the payload goes as is).
-fn client_frame(out: &mut Vec<u8>, text: &str) {
-    assert!(text.len() < 126);
-    out.extend_from_slice(&[0x81, 0x80 | text.len() as u8, 0, 0, 0, 0]);
-    out.extend_from_slice(text.as_bytes());
-}
 
 /// Reads until `needle` has been seen (bounded by time).
 async fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8]) {
@@ -49,13 +45,7 @@ async fn handlers_start_in_arrival_order() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, io.router()).await });
 
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\n\
-         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut stream = upgrade(addr).await;
     let mut received = Vec::new();
     read_until(&mut stream, &mut received, b"pingInterval").await;
     let mut out = Vec::new();

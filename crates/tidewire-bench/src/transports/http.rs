@@ -131,23 +131,8 @@ impl Conn {
     }
 
     pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
-        loop {
-            if let Some(eol) = find(self.pending(), b"\r\n") {
-                let line =
-                    std::str::from_utf8(&self.pending()[..eol]).map_err(|e| e.to_string())?;
-                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| format!("bad chunk size {line:?}"))?;
-                let need = eol + 2 + size + 2;
-                while self.pending().len() < need {
-                    self.fill().await?;
-                }
-                let start = self.pos + eol + 2;
-                let data = self.buf[start..start + size].to_vec();
-                self.pos += need;
-                return Ok(if size == 0 { None } else { Some(data) });
-            }
-            self.fill().await?;
-        }
+        let mut data = Vec::new();
+        Ok(self.chunk_into(&mut data).await?.then_some(data))
     }
 }
 

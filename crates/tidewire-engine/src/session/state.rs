@@ -24,6 +24,28 @@ fn keep_queue_allocation(drained: usize, capacity: usize) -> bool {
     drained >= 2 && capacity <= KEPT_QUEUE_CAPACITY
 }
 
+/// With exactly one channel in `subs`, hands `f` its unread entries straight
+/// from the shared log (no copy into the queue) and moves the cursor; a gap
+/// sets `lagged`. Returns how many entries `f` got.
+fn read_only_channel(
+    subs: &mut [Subscription],
+    lagged: &mut bool,
+    mut f: impl FnMut(&EncodedPacket),
+) -> usize {
+    let [sub] = subs else {
+        return 0;
+    };
+    let mut read = 0;
+    match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
+        f(packet);
+        read += 1;
+    }) {
+        Ok(cursor) => sub.cursor = cursor,
+        Err(Lagged) => *lagged = true,
+    }
+    read
+}
+
 /// The limits and timings a session enforces.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -218,14 +240,11 @@ impl SessionState {
             return;
         }
         let (queue, bytes) = (&mut self.queue, &mut self.queued_bytes);
-        if let [sub] = &mut self.subs[..] {
-            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
+        if self.subs.len() == 1 {
+            read_only_channel(&mut self.subs, &mut self.lagged, |packet| {
                 *bytes += packet.len();
                 queue.push_back(packet.clone());
-            }) {
-                Ok(cursor) => sub.cursor = cursor,
-                Err(Lagged) => self.lagged = true,
-            }
+            });
             return;
         }
         let mut pulled: Vec<(u64, EncodedPacket)> = Vec::new();
@@ -387,18 +406,7 @@ impl SessionState {
         if n > 0 && !keep_queue_allocation(n, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        // One channel: its entries are written straight from the shared log.
-        let mut from_channel = 0;
-        if let [sub] = &mut self.subs[..] {
-            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
-                write(packet);
-                from_channel += 1;
-            }) {
-                Ok(cursor) => sub.cursor = cursor,
-                Err(Lagged) => self.lagged = true,
-            }
-        }
-        n + from_channel
+        n + read_only_channel(&mut self.subs, &mut self.lagged, write)
     }
 
     /// Marks the session closed. Returns false if it already was.
@@ -628,17 +636,7 @@ impl SessionState {
         if queued > 0 && !keep_queue_allocation(queued, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        // One channel: its entries go out straight from the shared log.
-        let mut from_channel = 0;
-        if let [sub] = &mut self.subs[..] {
-            match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
-                keep(packet);
-                from_channel += 1;
-            }) {
-                Ok(cursor) => sub.cursor = cursor,
-                Err(Lagged) => self.lagged = true,
-            }
-        }
+        let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, keep);
         if self.closed.is_some() {
             SseStep::Finish
         } else if queued + from_channel == 0 {

@@ -1,6 +1,8 @@
 //! A hand-rolled long-polling client over the server's tower service (no network).
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::time::Duration;
 
 use axum::body::Body;
