@@ -28,7 +28,7 @@
 //!
 //! Leaving (a room or the server) sends `notice` and `typing` `false` to the room.
 
-use std::{net::SocketAddr, time::SystemTime};
+use std::time::SystemTime;
 
 use axum::{response::Html, routing::get};
 use serde::{Deserialize, Serialize};
@@ -174,8 +174,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         io.shutdown().await;
     };
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    // tidewire's lean HTTP/1.1 server: it also hands out `ConnectInfo`, and the
+    // cluster's forward layer tunnels its upgrades.
+    tidewire::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -9,7 +9,7 @@
 //! `REDIS_URL` (required), `NODE_NAME`, `RECOVERY_WINDOW_MS` (default 60000),
 //! `RUST_LOG`. Prints `listening on http://HOST:PORT` once bound.
 
-use std::{error::Error, io::Write as _, net::SocketAddr, time::Duration};
+use std::{error::Error, io::Write as _, time::Duration};
 
 use serde_json::{json, Value};
 use tidewire::{RecoveryConfig, SocketIo};
@@ -65,16 +65,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let shutdown_io = io.clone();
     let leaving = cluster.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        leaving.leave().await;
-        shutdown_io.shutdown().await;
-    })
-    .await?;
+    // The lean HTTP/1.1 server (idle sessions hold no buffers); the forward
+    // layer tunnels its upgrades as well as hyper's.
+    tidewire::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            leaving.leave().await;
+            shutdown_io.shutdown().await;
+        })
+        .await?;
     Ok(())
 }
 

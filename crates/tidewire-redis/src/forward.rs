@@ -52,6 +52,7 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
+use tokio::io::AsyncWriteExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -559,12 +560,7 @@ async fn forward(
 ) -> Result<Response<Body>, ForwardError> {
     let upgrade = is_websocket_upgrade(&request);
     let client_upgrade = if upgrade {
-        Some(
-            request
-                .extensions_mut()
-                .remove::<hyper::upgrade::OnUpgrade>()
-                .ok_or(ForwardError::NoUpgrade)?,
-        )
+        Some(ClientUpgrade::take(&mut request).ok_or(ForwardError::NoUpgrade)?)
     } else {
         None
     };
@@ -644,15 +640,44 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: &SocketAddr) {
     }
 }
 
+/// The client's side of a tunnelled WebSocket: from `axum::serve` (hyper) or
+/// from `tidewire::serve`, whichever server runs this layer.
+enum ClientUpgrade {
+    Hyper(hyper::upgrade::OnUpgrade),
+    Lean(tidewire_engine::http1::OnUpgrade),
+}
+
+impl ClientUpgrade {
+    fn take(request: &mut Request<Body>) -> Option<Self> {
+        let extensions = request.extensions_mut();
+        if let Some(lean) = extensions.remove::<tidewire_engine::http1::OnUpgrade>() {
+            return Some(Self::Lean(lean));
+        }
+        extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .map(Self::Hyper)
+    }
+}
+
 /// Relays bytes between the upgraded client and owner connections until one side closes.
 async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
+    client: ClientUpgrade,
     owner: hyper::upgrade::OnUpgrade,
 ) -> Result<(u64, u64), TunnelError> {
-    let (client, owner) = tokio::try_join!(client, owner)?;
-    let mut client = TokioIo::new(client);
-    let mut owner = TokioIo::new(owner);
-    Ok(tokio::io::copy_bidirectional(&mut client, &mut owner).await?)
+    let mut owner = TokioIo::new(owner.await?);
+    match client {
+        ClientUpgrade::Hyper(client) => {
+            let mut client = TokioIo::new(client.await?);
+            Ok(tokio::io::copy_bidirectional(&mut client, &mut owner).await?)
+        }
+        ClientUpgrade::Lean(client) => {
+            let mut client = client.await?;
+            // What the client sent right behind its request head goes first.
+            owner.write_all(&client.read_buf).await?;
+            let (up, down) = tokio::io::copy_bidirectional(&mut client.io, &mut owner).await?;
+            Ok((up + client.read_buf.len() as u64, down))
+        }
+    }
 }
 
 #[cfg(test)]
