@@ -216,3 +216,61 @@ async fn a_member_that_stops_reading_is_closed_and_the_others_lose_nothing() {
     );
     drop(stalled);
 }
+
+/// Several tasks on several threads broadcast to the same room and send to
+/// its members directly, while members join and leave another room: every
+/// member gets each task's packets once and in that task's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_keep_their_own_order() {
+    const TASKS: u32 = 4;
+    const EACH: u32 = 150;
+    let io = server();
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(joined(&io, &["r"]).await);
+    }
+    let mut publishers = Vec::new();
+    for task in 0..TASKS {
+        let io = io.clone();
+        publishers.push(tokio::spawn(async move {
+            let ns = io.root();
+            for n in 0..EACH {
+                let value = task * 1000 + n;
+                if n % 4 == 0 {
+                    for member in ns.local_sockets() {
+                        let _ = member.emit("n", value);
+                    }
+                } else {
+                    let _ = io.to("r").emit("n", value).await;
+                }
+                if n % 3 == 0 {
+                    // Membership changes in between: another room's channel comes and goes.
+                    let _ = io.to("r").join("other").await;
+                    // Reaches whoever is in `other` now: filtered out below.
+                    let _ = io.to("other").emit("n", task * 1000 + 999).await;
+                    let _ = io.sockets_leave("other").await;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let _ = io.emit("done", ()).await;
+    for (i, client) in clients.iter().enumerate() {
+        let seen = numbers_until_done(client).await;
+        for task in 0..TASKS {
+            let mine: Vec<u32> = seen
+                .iter()
+                .filter(|v| **v / 1000 == task && **v % 1000 != 999)
+                .map(|v| v % 1000)
+                .collect();
+            assert_eq!(
+                mine,
+                (0..EACH).collect::<Vec<_>>(),
+                "client {i}, task {task}"
+            );
+        }
+    }
+}
