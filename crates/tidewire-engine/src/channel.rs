@@ -22,7 +22,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::Bytes;
 
 use parking_lot::RwLock;
 
@@ -92,6 +94,23 @@ pub(crate) struct ChannelShared {
 pub(crate) struct Entry {
     seq: u64,
     packet: EncodedPacket,
+    /// The packet's SSE `data:` lines, built by the first SSE reader and
+    /// shared by every other: only the `id:` line differs between streams.
+    sse_data: OnceLock<Bytes>,
+}
+
+impl Entry {
+    /// The encoded packet.
+    pub(crate) fn packet(&self) -> &EncodedPacket {
+        &self.packet
+    }
+
+    /// The packet as SSE `data:` lines and the blank line that ends an
+    /// event, encoded once for all the channel's SSE subscribers.
+    pub(crate) fn sse_data(&self) -> &Bytes {
+        self.sse_data
+            .get_or_init(|| crate::transport::sse::data_lines(&self.packet))
+    }
 }
 
 pub(crate) struct Log {
@@ -235,6 +254,7 @@ impl Channel {
                 log.entries.push_back(Entry {
                     seq,
                     packet: packet.clone(),
+                    sse_data: OnceLock::new(),
                 });
             }
             if log.entries.len() >= log.trim_at
@@ -336,13 +356,13 @@ impl ChannelShared {
         }
     }
 
-    /// Hands `f` every entry from `cursor` on, with its sequence number, and
-    /// marks the subscriber caught up. Returns the new cursor.
+    /// Hands `f` every entry from `cursor` on (with its sequence number and
+    /// shared encodings) and marks the subscriber caught up. Returns the new cursor.
     pub(crate) fn read(
         &self,
         slot: u32,
         cursor: u64,
-        mut f: impl FnMut(u64, &EncodedPacket),
+        mut f: impl FnMut(u64, &Entry),
     ) -> Result<u64, Lagged> {
         let (tail, last_reader) = {
             let log = self.log.read();
@@ -355,7 +375,7 @@ impl ChannelShared {
             }
             let from = (cursor - log.first) as usize;
             for entry in log.entries.range(from..) {
-                f(entry.seq, &entry.packet);
+                f(entry.seq, entry);
             }
             log.cursors[slot as usize].store(tail, Ordering::Relaxed);
             log.park(slot);

@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::channel::{ChannelShared, Lagged, Subscriber};
+use bytes::Bytes;
+
+use crate::channel::{ChannelShared, Entry, Lagged, Subscriber};
 use crate::packet::{EncodedPacket, PacketType};
 use crate::{CloseReason, TransportKind};
 
@@ -30,14 +32,14 @@ fn keep_queue_allocation(drained: usize, capacity: usize) -> bool {
 fn read_only_channel(
     subs: &mut [Subscription],
     lagged: &mut bool,
-    mut f: impl FnMut(&EncodedPacket),
+    mut f: impl FnMut(&Entry),
 ) -> usize {
     let [sub] = subs else {
         return 0;
     };
     let mut read = 0;
-    match sub.channel.read(sub.slot, sub.cursor, |_, packet| {
-        f(packet);
+    match sub.channel.read(sub.slot, sub.cursor, |_, entry| {
+        f(entry);
         read += 1;
     }) {
         Ok(cursor) => sub.cursor = cursor,
@@ -241,16 +243,16 @@ impl SessionState {
         }
         let (queue, bytes) = (&mut self.queue, &mut self.queued_bytes);
         if self.subs.len() == 1 {
-            read_only_channel(&mut self.subs, &mut self.lagged, |packet| {
-                *bytes += packet.len();
-                queue.push_back(packet.clone());
+            read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+                *bytes += entry.packet().len();
+                queue.push_back(entry.packet().clone());
             });
             return;
         }
         let mut pulled: Vec<(u64, EncodedPacket)> = Vec::new();
         for sub in &mut self.subs {
-            match sub.channel.read(sub.slot, sub.cursor, |seq, packet| {
-                pulled.push((seq, packet.clone()))
+            match sub.channel.read(sub.slot, sub.cursor, |seq, entry| {
+                pulled.push((seq, entry.packet().clone()))
             }) {
                 Ok(cursor) => sub.cursor = cursor,
                 Err(Lagged) => {
@@ -406,7 +408,9 @@ impl SessionState {
         if n > 0 && !keep_queue_allocation(n, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        n + read_only_channel(&mut self.subs, &mut self.lagged, write)
+        n + read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+            write(entry.packet())
+        })
     }
 
     /// Marks the session closed. Returns false if it already was.
@@ -596,18 +600,19 @@ impl SessionState {
     }
 
     /// What SSE stream `stream` writes next: hands each event to `write` (its
-    /// id and packet) and keeps it until the client confirms it.
+    /// id, its packet, and for a channel entry the `data:` lines every stream
+    /// shares) and keeps it until the client confirms it.
     pub(crate) fn sse_next(
         &mut self,
         stream: u32,
-        mut write: impl FnMut(u64, &EncodedPacket),
+        mut write: impl FnMut(u64, &EncodedPacket, Option<&Bytes>),
     ) -> SseStep {
         if self.sse_stream != stream {
             return SseStep::Superseded;
         }
         if self.transport != TransportKind::Sse {
             // Upgraded: the stream ends with a noop after everything it carried.
-            write(0, &EncodedPacket::control(PacketType::Noop));
+            write(0, &EncodedPacket::control(PacketType::Noop), None);
             return SseStep::Finish;
         }
         if self.frozen() {
@@ -621,9 +626,9 @@ impl SessionState {
             &mut self.retained,
             &mut self.retained_bytes,
         );
-        let mut keep = |packet: &EncodedPacket| {
+        let mut keep = |packet: &EncodedPacket, data: Option<&Bytes>| {
             *seq += 1;
-            write(*seq, packet);
+            write(*seq, packet, data);
             *retained_bytes += packet.len();
             retained.push_back((*seq, packet.clone()));
         };
@@ -631,12 +636,14 @@ impl SessionState {
         let queued = self.queue.len();
         self.queued_bytes = 0;
         for packet in self.queue.drain(..) {
-            keep(&packet);
+            keep(&packet, None);
         }
         if queued > 0 && !keep_queue_allocation(queued, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, keep);
+        let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+            keep(entry.packet(), Some(entry.sse_data()))
+        });
         if self.closed.is_some() {
             SseStep::Finish
         } else if queued + from_channel == 0 {
@@ -974,7 +981,16 @@ mod tests {
     /// One SSE step with the events it wrote.
     fn sse_step(s: &mut SessionState, stream: u32) -> (SseStep, Vec<(u64, EncodedPacket)>) {
         let mut events = Vec::new();
-        let step = s.sse_next(stream, |id, p| events.push((id, p.clone())));
+        let step = s.sse_next(stream, |id, p, shared| {
+            if let Some(data) = shared {
+                assert_eq!(
+                    *data,
+                    crate::transport::sse::data_lines(p),
+                    "shared encoding"
+                );
+            }
+            events.push((id, p.clone()))
+        });
         (step, events)
     }
 

@@ -85,6 +85,7 @@ fn stream_response<H: EngineHandler>(
         session,
         stream_id,
         replay: (!replay.is_empty()).then(|| encode_events(&replay)),
+        ids: IdLine::default(),
         keepalive,
         timer: Box::pin(tokio::time::sleep(keepalive)),
         last_write: Instant::now(),
@@ -104,6 +105,8 @@ struct StreamState<D: Send + Sync + 'static> {
     session: Session<D>,
     stream_id: u32,
     replay: Option<Bytes>,
+    /// The last `id:` line written, reused for the next (ids mostly count up by one).
+    ids: IdLine,
     keepalive: Duration,
     /// One timer for the stream's life, moved only when it fires: writes just
     /// note their time, so a busy stream does not touch the timer wheel.
@@ -128,12 +131,19 @@ async fn next_chunk<D: Send + Sync + 'static>(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let mut out = Vec::new();
+        let ids = &mut state.ids;
         let step = session.with_state(|s| {
             // One allocation for the batch: payloads plus `id:`/`data:` lines.
             let (packets, bytes) = s.backlog();
             out.reserve(bytes + 32 * packets);
-            s.sse_next(state.stream_id, |id, packet| {
-                write_event(&mut out, id, packet)
+            s.sse_next(state.stream_id, |id, packet, shared| {
+                if id != 0 {
+                    out.extend_from_slice(ids.line(id));
+                }
+                match shared {
+                    Some(data) => out.extend_from_slice(data),
+                    None => write_data(&mut out, packet),
+                }
             })
         });
         match step {
@@ -178,24 +188,30 @@ async fn next_chunk<D: Send + Sync + 'static>(
 fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
     let size: usize = events.iter().map(|(_, p)| p.len() * 4 / 3 + 32).sum();
     let mut out = Vec::with_capacity(size);
+    let mut ids = IdLine::default();
     for (id, packet) in events {
-        write_event(&mut out, *id, packet);
+        if *id != 0 {
+            out.extend_from_slice(ids.line(*id));
+        }
+        write_data(&mut out, packet);
     }
     Bytes::from(out)
 }
 
-/// Appends one event. A plain `Vec` (reserved once per event) rather than
-/// `BytesMut`, whose every `put_slice` re-checks its reserve: this runs once
-/// per event and recipient.
-fn write_event(out: &mut Vec<u8>, id: u64, packet: &EncodedPacket) {
-    // id, data and their prefixes; a base64 body (4/3 larger) grows it once more.
-    out.reserve(packet.len() + 40);
-    if id != 0 {
-        let mut digits = [0u8; 20];
-        out.extend_from_slice(b"id: ");
-        out.extend_from_slice(decimal(id, &mut digits));
-        out.push(b'\n');
-    }
+/// `packet` as the `data:` lines of an event, with the blank line that ends
+/// it: what a channel entry encodes once for every SSE stream.
+pub(crate) fn data_lines(packet: &EncodedPacket) -> Bytes {
+    let mut out = Vec::new();
+    write_data(&mut out, packet);
+    Bytes::from(out)
+}
+
+/// Appends `packet`'s `data:` lines and the blank line that ends the event.
+/// A plain `Vec` (reserved once per event) rather than `BytesMut`, whose
+/// every `put_slice` re-checks its reserve.
+fn write_data(out: &mut Vec<u8>, packet: &EncodedPacket) {
+    // data and its prefix; a base64 body (4/3 larger) grows it once more.
+    out.reserve(packet.len() + 16);
     match packet {
         // The usual packet, one line: no search for CR, then for each LF.
         EncodedPacket::Text(text) if !has_line_break(text) => {
@@ -224,6 +240,69 @@ fn write_event(out: &mut Vec<u8>, id: u64, packet: &EncodedPacket) {
         }
     }
     out.push(b'\n');
+}
+
+/// An event's `id: N` line. A stream's ids count up by one, so the next line
+/// is the last one with its decimal digits incremented in place, not a
+/// fresh conversion per event.
+struct IdLine {
+    /// `id: `, the digits, LF; right-aligned so a carry can grow leftwards.
+    text: [u8; 26],
+    /// Where `id: ` starts in `text`.
+    start: usize,
+    last: u64,
+}
+
+impl Default for IdLine {
+    fn default() -> Self {
+        Self {
+            text: [0; 26],
+            start: 0,
+            // No line rendered yet: the first `line` call renders.
+            last: u64::MAX,
+        }
+    }
+}
+
+impl IdLine {
+    const PREFIX: &'static [u8] = b"id: ";
+
+    /// The line for `id`.
+    fn line(&mut self, id: u64) -> &[u8] {
+        if self.last.checked_add(1) == Some(id) && self.increment() {
+            self.last = id;
+        } else {
+            self.render(id);
+        }
+        &self.text[self.start..]
+    }
+
+    /// Adds one to the digits in place; false when every digit was 9 (the
+    /// line grows a digit: render it afresh).
+    fn increment(&mut self) -> bool {
+        let digits = self.start + Self::PREFIX.len()..self.text.len() - 1;
+        for at in digits.rev() {
+            if self.text[at] == b'9' {
+                self.text[at] = b'0';
+            } else {
+                self.text[at] += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn render(&mut self, id: u64) {
+        let mut digits = [0u8; 20];
+        let digits = decimal(id, &mut digits);
+        let end = self.text.len();
+        self.text[end - 1] = b'\n';
+        let digits_at = end - 1 - digits.len();
+        self.text[digits_at..end - 1].copy_from_slice(digits);
+        self.start = digits_at - Self::PREFIX.len();
+        self.text[self.start..digits_at].copy_from_slice(Self::PREFIX);
+        self.last = id;
+    }
 }
 
 /// Whether `text` holds a CR or an LF; eight bytes at a time (the classic
@@ -305,5 +384,19 @@ mod tests {
             event(10, EncodedPacket::message("\n")),
             "id: 10\ndata: 4\ndata: \n\n"
         );
+    }
+
+    #[test]
+    fn id_lines_count_up_in_place_and_jump_anywhere() {
+        let mut ids = IdLine::default();
+        let mut check = |id: u64| {
+            assert_eq!(ids.line(id), format!("id: {id}\n").as_bytes(), "{id}");
+        };
+        for id in (1..=1_100).chain(9_990..10_010).chain([5, 6, 99, 100, 101]) {
+            check(id);
+        }
+        for id in [u64::MAX - 1, u64::MAX, 0, 1, 18_446_744_073_709_551_614] {
+            check(id);
+        }
     }
 }
