@@ -94,24 +94,73 @@ pub async fn open(
     Ok(())
 }
 
-/// `id: N\ndata: TEXT` (or just the data line): the id and the data.
-fn simple_event(block: &[u8]) -> Option<(Option<u64>, &[u8])> {
-    let (id, rest) = match block.strip_prefix(b"id: ") {
-        Some(rest) => {
-            let eol = memchr::memchr(b'\n', rest)?;
-            let digits = &rest[..eol];
-            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let id = digits
-                .iter()
-                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            (Some(id), &rest[eol + 1..])
+/// What [`simple_event`] makes of the bytes at the start of the unread buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Simple {
+    /// `id: N` (optional), one `data:` line, blank line: the id, where the data is,
+    /// and the length of the whole event.
+    Event {
+        id: Option<u64>,
+        data: std::ops::Range<usize>,
+        len: usize,
+    },
+    /// The start of such an event: read more.
+    Incomplete,
+    /// Something else (a comment, several data lines, another field): parse in general.
+    Other,
+}
+
+/// The usual event in one forward pass and one `memchr`: the id's digits are parsed
+/// where they stand, and the line end after the data is also the event's end.
+fn simple_event(buf: &[u8]) -> Simple {
+    const ID: &[u8] = b"id: ";
+    const DATA: &[u8] = b"data: ";
+    let mut at = 0;
+    let mut id = None;
+    if buf.starts_with(ID) {
+        at = ID.len();
+        let mut n = 0u64;
+        let digits = buf[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 && buf.len() == at {
+            return Simple::Incomplete;
         }
-        None => (None, block),
+        if digits == 0 || digits > 19 {
+            return Simple::Other;
+        }
+        for d in &buf[at..at + digits] {
+            n = n * 10 + u64::from(d - b'0');
+        }
+        at += digits;
+        match buf.get(at) {
+            None => return Simple::Incomplete,
+            Some(b'\n') => at += 1,
+            Some(_) => return Simple::Other,
+        }
+        id = Some(n);
+    } else if ID.starts_with(buf) {
+        return Simple::Incomplete;
+    }
+    let rest = &buf[at..];
+    if !rest.starts_with(DATA) {
+        return if DATA.starts_with(rest) {
+            Simple::Incomplete
+        } else {
+            Simple::Other
+        };
+    }
+    let start = at + DATA.len();
+    let Some(eol) = memchr::memchr(b'\n', &buf[start..]).map(|i| start + i) else {
+        return Simple::Incomplete;
     };
-    let data = rest.strip_prefix(b"data: ")?;
-    memchr::memchr(b'\n', data).is_none().then_some((id, data))
+    match buf.get(eol + 1) {
+        None => Simple::Incomplete,
+        Some(b'\n') => Simple::Event {
+            id,
+            data: start..eol,
+            len: eol + 2,
+        },
+        Some(_) => Simple::Other,
+    }
 }
 
 /// Incremental event-stream parser over a chunked (or close-delimited) body.
@@ -146,16 +195,25 @@ impl Events {
     /// returns false; comments (keep-alives) are skipped. The usual event (one
     /// `data:` line) is passed without copying. Returns false if `f` stopped.
     fn drain(&mut self, mut f: impl FnMut(Option<u64>, &str) -> bool) -> Result<bool, String> {
-        while let Some(end) = find(&self.data[self.at..], b"\n\n") {
-            let block = &self.data[self.at..self.at + end];
-            self.at += end + 2;
-            // The usual event, `id: N` then one `data:` line, without the general parse.
-            if let Some((id, data)) = simple_event(block) {
-                if !f(id, std::str::from_utf8(data).map_err(|e| e.to_string())?) {
-                    return Ok(false);
+        loop {
+            let unread = &self.data[self.at..];
+            match simple_event(unread) {
+                Simple::Event { id, data, len } => {
+                    let text = std::str::from_utf8(&unread[data]).map_err(|e| e.to_string())?;
+                    self.at += len;
+                    if !f(id, text) {
+                        return Ok(false);
+                    }
+                    continue;
                 }
-                continue;
+                Simple::Incomplete => return Ok(true),
+                Simple::Other => {}
             }
+            let Some(end) = find(unread, b"\n\n") else {
+                return Ok(true);
+            };
+            let block = &unread[..end];
+            self.at += end + 2;
             let mut id = None;
             let mut t64 = false;
             let (mut data, mut data_lines) = (None, 0);
@@ -196,7 +254,6 @@ impl Events {
                 return Ok(false);
             }
         }
-        Ok(true)
     }
 
     /// The next event, owned (the handshake's open packet).
@@ -266,4 +323,52 @@ async fn writer(
         }
     }
     inbound.closed();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{simple_event, Simple};
+
+    fn event(id: Option<u64>, data: std::ops::Range<usize>, len: usize) -> Simple {
+        Simple::Event { id, data, len }
+    }
+
+    #[test]
+    fn the_usual_event_is_parsed_in_one_pass() {
+        let buf = b"id: 42\ndata: 4hello\n\nid: 43";
+        assert_eq!(simple_event(buf), event(Some(42), 13..19, 21));
+        assert_eq!(simple_event(b"data: 2\n\n"), event(None, 6..7, 9));
+        assert_eq!(simple_event(b"data: \n\n"), event(None, 6..6, 8));
+    }
+
+    #[test]
+    fn every_prefix_of_an_event_is_incomplete() {
+        let whole = b"id: 1234\ndata: 4[\"tick\"]\n\n";
+        for cut in 0..whole.len() {
+            assert_eq!(simple_event(&whole[..cut]), Simple::Incomplete, "cut {cut}");
+        }
+        assert!(matches!(simple_event(whole), Simple::Event { .. }));
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_general_parse() {
+        for other in [
+            &b":\n\n"[..],
+            b"id: 5\n\n",
+            b"id: x\ndata: 1\n\n",
+            b"id: 12345678901234567890\ndata: 1\n\n",
+            b"id: 5 \ndata: 1\n\n",
+            b"data: a\ndata: b\n\n",
+            b"event: t64\ndata: AA==\n\n",
+            b"retry: 10\n\n",
+            b"id: 5\nevent: t64\ndata: AA==\n\n",
+        ] {
+            assert_eq!(
+                simple_event(other),
+                Simple::Other,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
 }
