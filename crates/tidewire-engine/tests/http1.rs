@@ -521,6 +521,45 @@ async fn streaming_body_frames_arrive_one_by_one() {
 }
 
 #[tokio::test]
+async fn streaming_body_frames_ready_together_keep_their_order() {
+    let probes = Probes::default();
+    let (tx, rx) = mpsc::channel(16);
+    *probes.stream_tx.lock() = Some(rx);
+    let server = start(probes).await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(b"GET /stream HTTP/1.1\r\n\r\n").await;
+    tx.send(Bytes::from_static(b"first")).await.unwrap();
+    let head = c.head().await;
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(c.chunk().await, b"first");
+    // A frame far larger than the socket takes at once: the gathered write
+    // resumes in the middle of it.
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    tx.send(Bytes::from(big.clone())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(c.chunk().await == big, "the large frame arrives whole");
+    // Several frames at once (gathered into one write), then one alone (written
+    // as it is), then one alone that the end of the stream follows at once.
+    for burst in [&["a", "bb", "ccc"][..], &["alone"], &["last"]] {
+        for frame in burst {
+            tx.send(Bytes::from(frame.to_string())).await.unwrap();
+        }
+        if burst == ["last"] {
+            break;
+        }
+        for frame in burst {
+            assert_eq!(c.chunk().await, frame.as_bytes());
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    drop(tx);
+    assert_eq!(c.chunk().await, b"last");
+    assert!(c.chunk().await.is_empty(), "last chunk");
+    c.send(b"GET / HTTP/1.1\r\n\r\n").await;
+    assert_eq!(c.response().await.body, b"hello");
+}
+
+#[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut server = start(Probes::default()).await;
     let mut idle = Client::connect(server.addr).await;

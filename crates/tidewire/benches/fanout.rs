@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Arguments: `ws|sse` (default `ws`), clients (1000), rounds (100), broadcasts
-//! per round (4). The run prints the delivered message count; with SSE the
+//! per round (4). The server is `tidewire::serve`, or `axum::serve` with
+//! `TIDEWIRE_HTTP=hyper`. The run prints the delivered message count; with SSE the
 //! rounds times the batch must stay under the session's packet limit (4096),
 //! since these clients never confirm what they read.
 
@@ -270,7 +271,12 @@ fn main() {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new().merge(io.router());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The HTTP server users get by default; `TIDEWIRE_HTTP=hyper` counts axum::serve.
+        if std::env::var("TIDEWIRE_HTTP").as_deref() == Ok("hyper") {
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        } else {
+            tokio::spawn(async move { tidewire::serve(listener, app).await });
+        }
         for _ in 0..clients {
             match transport {
                 Transport::WebSocket => {

@@ -23,7 +23,7 @@ use tower_service::Service;
 use super::body::{BodyShared, RequestBody};
 use super::config::{Http1Config, MAX_DRAIN};
 use super::head::{self, BodyKind, HeadError, RequestHead};
-use super::io::{client_gone, close, read_some, write_all};
+use super::io::{client_gone, close, read_some, write_all, write_all_gathered};
 use super::response::{self, Framing, RequestInfo};
 use super::upgrade::{self, Upgraded};
 use super::BoxError;
@@ -346,6 +346,9 @@ enum StreamError {
 /// Writes the head in `out`, then the body frames as they come: what is ready
 /// is gathered into one write, then the loop waits for the next frame while
 /// watching for the client closing the connection.
+///
+/// A frame that is alone when the loop must wait (the usual SSE wake: one frame
+/// of events) is not copied: its size line, data and CRLF go out in one `writev`.
 async fn stream_body<B>(
     io: &TcpStream,
     buf: &mut BytesMut,
@@ -359,11 +362,15 @@ where
     B: http_body::Body<Data = Bytes, Error = BoxError>,
 {
     let mut sent: u64 = 0;
+    // A frame not yet copied into `out`; only ever set while `out` is empty.
+    let mut lone: Option<Bytes> = None;
     loop {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
             None => {
-                if !out.is_empty() {
+                if let Some(data) = lone.take() {
+                    write_frame(io, &data, framing).await?;
+                } else if !out.is_empty() {
                     write_all(io, &out).await?;
                     // Nothing kept while waiting (an SSE stream may wait minutes).
                     out = Vec::new();
@@ -388,21 +395,28 @@ where
                     continue;
                 }
                 sent += data.len() as u64;
-                match framing {
-                    Framing::Length(n) if sent > n => return Err(StreamError::Length.into()),
-                    Framing::Chunked => {
-                        response::chunk_start(&mut out, data.len());
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(response::CHUNK_END);
+                if let Framing::Length(n) = framing {
+                    if sent > n {
+                        return Err(StreamError::Length.into());
                     }
-                    _ => out.extend_from_slice(&data),
                 }
+                if out.is_empty() && lone.is_none() {
+                    lone = Some(data);
+                    continue;
+                }
+                if let Some(first) = lone.take() {
+                    append_frame(&mut out, &first, framing);
+                }
+                append_frame(&mut out, &data, framing);
                 if out.len() >= MAX_BATCH {
                     write_all(io, &out).await?;
                     out.clear();
                 }
             }
         }
+    }
+    if let Some(last) = lone.take() {
+        append_frame(&mut out, &last, framing);
     }
     match framing {
         Framing::Length(n) if sent != n => return Err(StreamError::Length.into()),
@@ -411,4 +425,25 @@ where
     }
     write_all(io, &out).await?;
     Ok(())
+}
+
+/// Appends one body frame to `out`, framed as the response is.
+fn append_frame(out: &mut Vec<u8>, data: &[u8], framing: Framing) {
+    if framing == Framing::Chunked {
+        out.extend_from_slice(response::ChunkSize::new(data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(response::CHUNK_END);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// Writes one body frame straight from its buffer, framed as the response is.
+async fn write_frame(io: &TcpStream, data: &[u8], framing: Framing) -> io::Result<()> {
+    if framing == Framing::Chunked {
+        let size = response::ChunkSize::new(data.len());
+        write_all_gathered(io, [size.as_bytes(), data, response::CHUNK_END]).await
+    } else {
+        write_all(io, data).await
+    }
 }

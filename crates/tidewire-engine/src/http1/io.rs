@@ -53,6 +53,36 @@ pub(crate) async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<()>
     Ok(())
 }
 
+/// Writes all of `parts` in order, gathered (one `writev` when the socket
+/// takes it all), waiting for writability as needed.
+pub(crate) async fn write_all_gathered<const N: usize>(
+    io: &TcpStream,
+    mut parts: [&[u8]; N],
+) -> io::Result<()> {
+    let mut first = 0;
+    loop {
+        while parts.get(first).is_some_and(|p| p.is_empty()) {
+            first += 1;
+        }
+        if first == N {
+            return Ok(());
+        }
+        let slices: [io::IoSlice<'_>; N] = std::array::from_fn(|i| io::IoSlice::new(parts[i]));
+        match io.try_write_vectored(&slices[first..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                for part in &mut parts[first..] {
+                    let done = n.min(part.len());
+                    *part = &part[done..];
+                    n -= done;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Resolves when the client closes the connection (EOF or an error) while a
 /// request is being served. Bytes it sends meanwhile (a pipelined request)
 /// are kept in `extra`, up to `limit`; nothing is allocated until readiness

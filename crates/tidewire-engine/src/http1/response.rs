@@ -124,9 +124,33 @@ pub(crate) fn keeps_alive(request: RequestInfo, headers: &HeaderMap, framing: Fr
         && !super::head::has_token(headers, header::CONNECTION, "close")
 }
 
-/// Appends the size line of a chunk of `len` bytes.
-pub(crate) fn chunk_start(out: &mut Vec<u8>, len: usize) {
-    let _ = write!(out, "{len:x}\r\n");
+/// The size line of a chunk (`ff\r\n`), formatted on the stack: a streamed
+/// response writes one per frame, so it is neither allocated nor `fmt`-formatted.
+pub(crate) struct ChunkSize {
+    line: [u8; 2 * std::mem::size_of::<usize>() + 2],
+    start: usize,
+}
+
+impl ChunkSize {
+    pub(crate) fn new(len: usize) -> Self {
+        let mut line = [0u8; 2 * std::mem::size_of::<usize>() + 2];
+        let mut at = line.len() - 2;
+        line[at..].copy_from_slice(b"\r\n");
+        let mut left = len;
+        loop {
+            at -= 1;
+            line[at] = b"0123456789abcdef"[left & 0xf];
+            left >>= 4;
+            if left == 0 {
+                break;
+            }
+        }
+        Self { line, start: at }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.line[self.start..]
+    }
 }
 
 /// Ends a chunk's data.
@@ -274,9 +298,14 @@ mod tests {
 
     #[test]
     fn chunks() {
-        let mut out = Vec::new();
-        chunk_start(&mut out, 255);
-        assert_eq!(out, b"ff\r\n");
+        assert_eq!(ChunkSize::new(255).as_bytes(), b"ff\r\n");
+        for len in [0, 1, 9, 10, 15, 16, 4095, 4096, 0xdead_beef, usize::MAX] {
+            assert_eq!(
+                ChunkSize::new(len).as_bytes(),
+                format!("{len:x}\r\n").as_bytes(),
+                "{len}"
+            );
+        }
         assert!(
             String::from_utf8(error_response(StatusCode::BAD_REQUEST, "bad"))
                 .unwrap()
