@@ -108,9 +108,20 @@ impl Conn {
         }
     }
 
-    /// The next chunk of a chunked body; None at the final chunk.
     /// Appends the next chunk of a chunked body to `out`; false at the last chunk.
     pub async fn chunk_into(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+        match self.next_chunk().await? {
+            Some(range) => {
+                out.extend_from_slice(&self.buf[range]);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Reads the next chunk of a chunked body whole and steps past it: where its
+    /// data is in `buf` (valid until the next read); None at the last chunk.
+    pub async fn next_chunk(&mut self) -> Result<Option<std::ops::Range<usize>>, String> {
         loop {
             if let Some(eol) = find(self.pending(), b"\r\n") {
                 let line =
@@ -122,9 +133,8 @@ impl Conn {
                     self.fill().await?;
                 }
                 let start = self.pos + eol + 2;
-                out.extend_from_slice(&self.buf[start..start + size]);
                 self.pos += need;
-                return Ok(size != 0);
+                return Ok((size != 0).then_some(start..start + size));
             }
             self.fill().await?;
         }

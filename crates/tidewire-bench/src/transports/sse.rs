@@ -48,6 +48,7 @@ pub async fn open(
         chunked: head.chunked,
         data: Vec::new(),
         at: 0,
+        chunk: None,
     };
     let (_, open) = events.next().await?;
     let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
@@ -164,11 +165,18 @@ fn simple_event(buf: &[u8]) -> Simple {
 }
 
 /// Incremental event-stream parser over a chunked (or close-delimited) body.
+///
+/// A chunk that begins on an event boundary (the server writes whole events per
+/// chunk, so nearly all do) is parsed where it lies in the connection's buffer;
+/// only an event cut by a chunk boundary is copied, into `data`, to be completed.
 struct Events {
     conn: Conn,
     chunked: bool,
+    /// The start of an event that a chunk boundary cut, and what follows it.
     data: Vec<u8>,
     at: usize,
+    /// A chunk in `conn.buf` not yet parsed (only while `data` holds nothing unread).
+    chunk: Option<std::ops::Range<usize>>,
 }
 
 impl Events {
@@ -178,8 +186,13 @@ impl Events {
             self.at = 0;
         }
         if self.chunked {
-            if !self.conn.chunk_into(&mut self.data).await? {
+            let Some(range) = self.conn.next_chunk().await? else {
                 return Err("stream ended".into());
+            };
+            if self.data.is_empty() {
+                self.chunk = Some(range);
+            } else {
+                self.data.extend_from_slice(&self.conn.buf[range]);
             }
         } else {
             if self.conn.pending().is_empty() {
@@ -191,69 +204,24 @@ impl Events {
         Ok(())
     }
 
-    /// Hands each complete event in the buffer to `f` as (id, packet) until `f`
-    /// returns false; comments (keep-alives) are skipped. The usual event (one
-    /// `data:` line) is passed without copying. Returns false if `f` stopped.
+    /// Hands each complete event read so far to `f` as (id, packet) until `f`
+    /// returns false; comments (keep-alives) are skipped. Returns false if `f` stopped.
     fn drain(&mut self, mut f: impl FnMut(Option<u64>, &str) -> bool) -> Result<bool, String> {
-        loop {
-            let unread = &self.data[self.at..];
-            match simple_event(unread) {
-                Simple::Event { id, data, len } => {
-                    let text = std::str::from_utf8(&unread[data]).map_err(|e| e.to_string())?;
-                    self.at += len;
-                    if !f(id, text) {
-                        return Ok(false);
-                    }
-                    continue;
-                }
-                Simple::Incomplete => return Ok(true),
-                Simple::Other => {}
-            }
-            let Some(end) = find(unread, b"\n\n") else {
-                return Ok(true);
-            };
-            let block = &unread[..end];
-            self.at += end + 2;
-            let mut id = None;
-            let mut t64 = false;
-            let (mut data, mut data_lines) = (None, 0);
-            for line in block.split(|&b| b == b'\n') {
-                if let Some(v) = line.strip_prefix(b"data: ") {
-                    data = data.or(Some(v));
-                    data_lines += 1;
-                } else if let Some(v) = line.strip_prefix(b"id: ") {
-                    id = std::str::from_utf8(v)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok());
-                } else if line == b"event: t64" {
-                    t64 = true;
-                }
-            }
-            let go_on = match (data, data_lines, t64) {
-                (None, _, _) => true,
-                (Some(one), 1, false) => {
-                    f(id, std::str::from_utf8(one).map_err(|e| e.to_string())?)
-                }
-                _ => {
-                    let lines: Vec<&[u8]> = block
-                        .split(|&b| b == b'\n')
-                        .filter_map(|l| l.strip_prefix(b"data: "))
-                        .collect();
-                    let joined = lines.join(&b'\n');
-                    let text = if t64 {
-                        base64::engine::general_purpose::STANDARD
-                            .decode(&joined)
-                            .map_err(|e| e.to_string())?
-                    } else {
-                        joined
-                    };
-                    f(id, &String::from_utf8_lossy(&text))
-                }
-            };
+        if let Some(range) = self.chunk.take() {
+            let chunk = &self.conn.buf[range];
+            let (used, go_on) = parse_events(chunk, &mut f)?;
+            // Kept for the next chunk (or the next call, if `f` stopped).
+            self.data.extend_from_slice(&chunk[used..]);
             if !go_on {
                 return Ok(false);
             }
+            if self.data.is_empty() {
+                return Ok(true);
+            }
         }
+        let (used, go_on) = parse_events(&self.data[self.at..], &mut f)?;
+        self.at += used;
+        Ok(go_on)
     }
 
     /// The next event, owned (the handshake's open packet).
@@ -270,6 +238,79 @@ impl Events {
             self.more().await?;
         }
     }
+}
+
+/// Hands each complete event at the front of `buf` to `f` (see [`Events::drain`]).
+/// Returns the bytes used and whether `f` wants more.
+fn parse_events(
+    buf: &[u8],
+    f: &mut impl FnMut(Option<u64>, &str) -> bool,
+) -> Result<(usize, bool), String> {
+    let mut at = 0;
+    loop {
+        let unread = &buf[at..];
+        match simple_event(unread) {
+            Simple::Event { id, data, len } => {
+                let text = std::str::from_utf8(&unread[data]).map_err(|e| e.to_string())?;
+                at += len;
+                if !f(id, text) {
+                    return Ok((at, false));
+                }
+                continue;
+            }
+            Simple::Incomplete => return Ok((at, true)),
+            Simple::Other => {}
+        }
+        let Some(end) = find(unread, b"\n\n") else {
+            return Ok((at, true));
+        };
+        let block = &unread[..end];
+        at += end + 2;
+        if !general_event(block, f)? {
+            return Ok((at, false));
+        }
+    }
+}
+
+/// Any other event: several `data:` lines, `event: t64` (base64), comments.
+fn general_event(
+    block: &[u8],
+    f: &mut impl FnMut(Option<u64>, &str) -> bool,
+) -> Result<bool, String> {
+    let mut id = None;
+    let mut t64 = false;
+    let (mut data, mut data_lines) = (None, 0);
+    for line in block.split(|&b| b == b'\n') {
+        if let Some(v) = line.strip_prefix(b"data: ") {
+            data = data.or(Some(v));
+            data_lines += 1;
+        } else if let Some(v) = line.strip_prefix(b"id: ") {
+            id = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        } else if line == b"event: t64" {
+            t64 = true;
+        }
+    }
+    Ok(match (data, data_lines, t64) {
+        (None, _, _) => true,
+        (Some(one), 1, false) => f(id, std::str::from_utf8(one).map_err(|e| e.to_string())?),
+        _ => {
+            let lines: Vec<&[u8]> = block
+                .split(|&b| b == b'\n')
+                .filter_map(|l| l.strip_prefix(b"data: "))
+                .collect();
+            let joined = lines.join(&b'\n');
+            let text = if t64 {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&joined)
+                    .map_err(|e| e.to_string())?
+            } else {
+                joined
+            };
+            f(id, &String::from_utf8_lossy(&text))
+        }
+    })
 }
 
 async fn writer(
@@ -327,7 +368,26 @@ async fn writer(
 
 #[cfg(test)]
 mod tests {
-    use super::{simple_event, Simple};
+    use super::{parse_events, simple_event, Simple};
+
+    #[test]
+    fn events_are_parsed_up_to_the_one_a_chunk_cut() {
+        let stream = b"id: 7\ndata: 4a\n\n:\n\ndata: x\ndata: y\n\nid: 8\ndata: 4b\n\nid: 9\ndata: 4";
+        let mut got = Vec::new();
+        let (used, more) = parse_events(stream, &mut |id, p| {
+            got.push((id, p.to_owned()));
+            true
+        })
+        .unwrap();
+        assert!(more);
+        assert_eq!(&stream[used..], b"id: 9\ndata: 4");
+        let want = [(Some(7), "4a"), (None, "x\ny"), (Some(8), "4b")];
+        assert_eq!(got, want.map(|(id, p)| (id, p.to_owned())));
+        // A handler that stops: the bytes after its event are left unused.
+        let (used, more) = parse_events(stream, &mut |_, _| false).unwrap();
+        assert!(!more);
+        assert_eq!(used, b"id: 7\ndata: 4a\n\n".len());
+    }
 
     fn event(id: Option<u64>, data: std::ops::Range<usize>, len: usize) -> Simple {
         Simple::Event { id, data, len }
