@@ -372,7 +372,8 @@ mod tests {
 
     #[test]
     fn events_are_parsed_up_to_the_one_a_chunk_cut() {
-        let stream = b"id: 7\ndata: 4a\n\n:\n\ndata: x\ndata: y\n\nid: 8\ndata: 4b\n\nid: 9\ndata: 4";
+        let stream =
+            b"id: 7\ndata: 4a\n\n:\n\ndata: x\ndata: y\n\nid: 8\ndata: 4b\n\nid: 9\ndata: 4";
         let mut got = Vec::new();
         let (used, more) = parse_events(stream, &mut |id, p| {
             got.push((id, p.to_owned()));

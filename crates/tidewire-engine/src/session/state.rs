@@ -130,9 +130,17 @@ pub(crate) struct SessionState {
     down_seq: u64,
     /// A long-polling client that confirms its polls (`ack=`): its answers are kept until confirmed.
     acked_polling: bool,
-    /// Packets written but not yet confirmed by such a client (`ack=` or `Last-Event-ID`).
+    /// Packets written but not yet confirmed by such a long-polling client (`ack=`).
     retained: VecDeque<(u64, EncodedPacket)>,
     retained_bytes: usize,
+    /// SSE events written but not yet confirmed (`ack=` or `Last-Event-ID`), kept as
+    /// the chunks that carried them: one entry per write, not one per event.
+    sse_sent: VecDeque<SentChunk>,
+    /// Events in `sse_sent` the client has not confirmed, and the bytes of its chunks.
+    sse_unconfirmed: usize,
+    sse_sent_bytes: usize,
+    /// The highest SSE event id the client confirmed.
+    sse_confirmed: u64,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
     /// Shared logs this session also writes out (see [`crate::Channel`]).
@@ -140,6 +148,15 @@ pub(crate) struct SessionState {
     /// A channel dropped entries this session had not read: nothing more is
     /// written, the session is being closed as a slow consumer.
     lagged: bool,
+}
+
+/// One write of an SSE stream, kept until the client confirms its events.
+#[derive(Debug)]
+struct SentChunk {
+    /// The ids of its first and last events (ids count up by one).
+    first: u64,
+    last: u64,
+    bytes: Bytes,
 }
 
 /// A session's place in a [`crate::Channel`]; leaving the session's list unsubscribes it.
@@ -182,6 +199,10 @@ impl SessionState {
             acked_polling: false,
             retained: VecDeque::new(),
             retained_bytes: 0,
+            sse_sent: VecDeque::new(),
+            sse_unconfirmed: 0,
+            sse_sent_bytes: 0,
+            sse_confirmed: 0,
             next_ping_at: now + limits.ping_interval,
             pong_deadline: None,
             subs: Vec::new(),
@@ -324,8 +345,8 @@ impl SessionState {
     /// Whether `packets` more packets of `bytes` in all keep what the session
     /// holds (queued and retained for resend) within `max_packets` and `max_bytes`.
     fn fits(&self, packets: usize, bytes: usize, max_packets: usize, max_bytes: usize) -> bool {
-        self.queue.len() + self.retained.len() + packets <= max_packets
-            && self.queued_bytes + self.retained_bytes + bytes <= max_bytes
+        self.queue.len() + self.retained.len() + self.sse_unconfirmed + packets <= max_packets
+            && self.queued_bytes + self.retained_bytes + self.sse_sent_bytes + bytes <= max_bytes
     }
 
     /// Queues one packet: [`SessionState::push_all`] for the common case of a
@@ -575,11 +596,11 @@ impl SessionState {
 
     /// A new SSE stream opens, replacing any current one. Events up to
     /// `last_event_id` are confirmed; the rest of the retained events are
-    /// returned to be written again first.
+    /// returned, encoded as they were written, to be written again first.
     pub(crate) fn begin_sse_stream(
         &mut self,
         last_event_id: Option<u64>,
-    ) -> Result<(u32, Vec<(u64, EncodedPacket)>), PollConflict> {
+    ) -> Result<(u32, Bytes), PollConflict> {
         if self.transport != TransportKind::Sse {
             return Err(PollConflict::WrongTransport);
         }
@@ -587,21 +608,84 @@ impl SessionState {
             self.ack(id);
         }
         self.sse_stream = self.sse_stream.wrapping_add(1);
-        Ok((self.sse_stream, self.retained.iter().cloned().collect()))
+        Ok((self.sse_stream, self.sse_unconfirmed_events()))
     }
 
-    /// The client confirmed every SSE event up to `id`.
+    /// The events written but not confirmed, as the bytes that carried them.
+    fn sse_unconfirmed_events(&self) -> Bytes {
+        let mut chunks = self.sse_sent.iter().map(|chunk| {
+            if chunk.first <= self.sse_confirmed {
+                // Confirmed part way: from the first event after the confirmed one.
+                let from = crate::transport::sse::event_after(&chunk.bytes, self.sse_confirmed);
+                chunk.bytes.slice(from..)
+            } else {
+                chunk.bytes.clone()
+            }
+        });
+        match (chunks.next(), self.sse_sent.len()) {
+            (None, _) => Bytes::new(),
+            (Some(only), 1) => only,
+            (Some(first), _) => {
+                let mut all = first.to_vec();
+                all.reserve(self.sse_sent_bytes);
+                chunks.for_each(|chunk| all.extend_from_slice(&chunk));
+                Bytes::from(all)
+            }
+        }
+    }
+
+    /// The client confirmed every packet up to `id` (SSE event ids; acked polls).
     pub(crate) fn ack(&mut self, id: u64) {
         while self.retained.front().is_some_and(|(seq, _)| *seq <= id) {
             if let Some((_, packet)) = self.retained.pop_front() {
                 self.retained_bytes -= packet.len();
             }
         }
+        // An id never sent confirms what was sent; an old one confirms nothing new.
+        let id = id.min(self.down_seq);
+        if id <= self.sse_confirmed {
+            return;
+        }
+        while let Some(chunk) = self.sse_sent.front() {
+            let unconfirmed_from = chunk.first.max(self.sse_confirmed + 1);
+            if chunk.last > id {
+                if id >= unconfirmed_from {
+                    self.sse_unconfirmed -= (id + 1 - unconfirmed_from) as usize;
+                }
+                break;
+            }
+            self.sse_unconfirmed -= (chunk.last + 1 - unconfirmed_from) as usize;
+            self.sse_sent_bytes -= chunk.bytes.len();
+            self.sse_confirmed = chunk.last;
+            self.sse_sent.pop_front();
+        }
+        self.sse_confirmed = id;
+    }
+
+    /// The id the next SSE event written gets.
+    pub(crate) fn next_event_id(&self) -> u64 {
+        self.down_seq + 1
+    }
+
+    /// Keeps `chunk`, which carried the events from id `first` to the last one
+    /// written, until the client confirms them (see [`Self::sse_next`]).
+    pub(crate) fn retain_sse(&mut self, first: u64, chunk: Bytes) {
+        if self.down_seq < first || self.transport != TransportKind::Sse {
+            return;
+        }
+        self.sse_unconfirmed += (self.down_seq + 1 - first) as usize;
+        self.sse_sent_bytes += chunk.len();
+        self.sse_sent.push_back(SentChunk {
+            first,
+            last: self.down_seq,
+            bytes: chunk,
+        });
     }
 
     /// What SSE stream `stream` writes next: hands each event to `write` (its
     /// id, its packet, and for a channel entry the `data:` lines every stream
-    /// shares) and keeps it until the client confirms it.
+    /// shares). The writer hands the chunk it wrote to [`Self::retain_sse`],
+    /// which keeps it until the client confirms its events.
     pub(crate) fn sse_next(
         &mut self,
         stream: u32,
@@ -621,16 +705,10 @@ impl SessionState {
         if self.subs.len() > 1 {
             self.absorb();
         }
-        let (seq, retained, retained_bytes) = (
-            &mut self.down_seq,
-            &mut self.retained,
-            &mut self.retained_bytes,
-        );
+        let seq = &mut self.down_seq;
         let mut keep = |packet: &EncodedPacket, data: Option<&Bytes>| {
             *seq += 1;
             write(*seq, packet, data);
-            *retained_bytes += packet.len();
-            retained.push_back((*seq, packet.clone()));
         };
         // Drained in place: the queue keeps its allocation for the next batch.
         let queued = self.queue.len();
@@ -709,6 +787,9 @@ impl SessionState {
                 // final noop the stream still writes; nothing is resent over WebSocket.
                 self.retained.clear();
                 self.retained_bytes = 0;
+                self.sse_sent.clear();
+                self.sse_unconfirmed = 0;
+                self.sse_sent_bytes = 0;
                 true
             }
             _ => false,
@@ -764,6 +845,7 @@ pub(crate) enum ProbeRefused {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::sse;
 
     fn limits() -> Limits {
         Limits {
@@ -978,9 +1060,10 @@ mod tests {
         );
     }
 
-    /// One SSE step with the events it wrote.
+    /// One SSE step with the events it wrote, kept as the stream's writer keeps them.
     fn sse_step(s: &mut SessionState, stream: u32) -> (SseStep, Vec<(u64, EncodedPacket)>) {
         let mut events = Vec::new();
+        let first = s.next_event_id();
         let step = s.sse_next(stream, |id, p, shared| {
             if let Some(data) = shared {
                 assert_eq!(
@@ -991,6 +1074,9 @@ mod tests {
             }
             events.push((id, p.clone()))
         });
+        if matches!(step, SseStep::Write | SseStep::Finish) {
+            s.retain_sse(first, sse::encode_events(&events));
+        }
         (step, events)
     }
 
@@ -1017,7 +1103,7 @@ mod tests {
         s.ack(3);
         assert!(!s.holds_too_much(&l));
         let (second, replay) = s.begin_sse_stream(Some(3)).unwrap();
-        assert_eq!(replay, [(4, msg("2")), (5, msg("3"))]);
+        assert_eq!(replay, sse::encode_events(&[(4, msg("2")), (5, msg("3"))]));
         assert!(matches!(sse_step(&mut s, second).0, SseStep::Wait));
     }
 
@@ -1040,7 +1126,7 @@ mod tests {
         );
         // The stream dropped after event 1; a new one resumes from there.
         let (second, replay) = s.begin_sse_stream(Some(1)).unwrap();
-        assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), [2]);
+        assert_eq!(replay, sse::encode_events(&[(2, msg("b"))]));
         assert!(matches!(sse_step(&mut s, first).0, SseStep::Superseded));
         let (SseStep::Write, events) = sse_step(&mut s, second) else {
             panic!()
@@ -1052,6 +1138,58 @@ mod tests {
             s.push_all([msg("d"), msg("e"), msg("f"), msg("g")], &l),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn sse_confirms_part_of_a_chunk_and_replays_across_chunks() {
+        let l = Limits {
+            max_packets: 100,
+            max_bytes: 10_000,
+            ..limits()
+        };
+        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
+        let (stream, _) = s.begin_sse_stream(None).unwrap();
+        let sent: Vec<(u64, EncodedPacket)> = (1..=7)
+            .map(|n| {
+                (
+                    n,
+                    msg(&format!(
+                        "p{n}{}",
+                        if n == 5 { "\nsecond line" } else { "" }
+                    )),
+                )
+            })
+            .collect();
+        // Three writes: events 1-3, 4-5 (one with a line break), 6-7.
+        for batch in [&sent[0..3], &sent[3..5], &sent[5..7]] {
+            let packets: Vec<EncodedPacket> = batch.iter().map(|(_, p)| p.clone()).collect();
+            s.push_all(packets, &l).unwrap();
+            assert!(matches!(sse_step(&mut s, stream).0, SseStep::Write));
+        }
+        assert_eq!(s.sse_unconfirmed, 7);
+        s.ack(2);
+        s.ack(1); // late and stale: confirms nothing more
+        assert_eq!(s.sse_unconfirmed, 5);
+        let (_, replay) = s.begin_sse_stream(None).unwrap();
+        assert_eq!(replay, sse::encode_events(&sent[2..]));
+        // Confirming inside the second chunk drops the first one whole.
+        let (_, replay) = s.begin_sse_stream(Some(4)).unwrap();
+        assert_eq!(replay, sse::encode_events(&sent[4..]));
+        assert_eq!((s.sse_sent.len(), s.sse_unconfirmed), (2, 3));
+        // An id past the last written confirms everything written, not what comes later.
+        s.ack(1000);
+        assert_eq!(
+            (s.sse_sent.len(), s.sse_unconfirmed, s.sse_sent_bytes),
+            (0, 0, 0)
+        );
+        let (stream, replay) = s.begin_sse_stream(None).unwrap();
+        assert!(replay.is_empty());
+        s.push_all([msg("p8")], &l).unwrap();
+        let (SseStep::Write, events) = sse_step(&mut s, stream) else {
+            panic!()
+        };
+        assert_eq!(events[0].0, 8);
+        assert_eq!(s.sse_unconfirmed, 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::engine::EngineCore;
 use crate::packet::EncodedPacket;
 use crate::query::query_u64;
 use crate::response::ProtocolError;
-use crate::session::state::{PollConflict, SseStep};
+use crate::session::state::{PollConflict, SessionState, SseStep};
 use crate::{EngineHandler, Session, TransportKind};
 
 pub(crate) struct Sse;
@@ -84,7 +84,7 @@ fn stream_response<H: EngineHandler>(
     let state = StreamState {
         session,
         stream_id,
-        replay: (!replay.is_empty()).then(|| encode_events(&replay)),
+        replay: (!replay.is_empty()).then_some(replay),
         ids: IdLine::default(),
         keepalive,
         timer: Box::pin(tokio::time::sleep(keepalive)),
@@ -130,31 +130,17 @@ async fn next_chunk<D: Send + Sync + 'static>(
         let changed = session.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let mut out = Vec::new();
         let ids = &mut state.ids;
-        let step = session.with_state(|s| {
-            // One allocation for the batch: payloads plus `id:`/`data:` lines.
-            let (packets, bytes) = s.backlog();
-            out.reserve(bytes + 32 * packets);
-            s.sse_next(state.stream_id, |id, packet, shared| {
-                if id != 0 {
-                    out.extend_from_slice(ids.line(id));
-                }
-                match shared {
-                    Some(data) => out.extend_from_slice(data),
-                    None => write_data(&mut out, packet),
-                }
-            })
-        });
+        let (step, chunk) = session.with_state(|s| write_step(s, state.stream_id, ids));
         match step {
             SseStep::Write => {
                 state.last_write = Instant::now();
                 session.enforce_limits();
-                return Some((Ok(Bytes::from(out)), state));
+                return Some((Ok(chunk), state));
             }
             SseStep::Finish => {
                 state.done = true;
-                return Some((Ok(Bytes::from(out)), state));
+                return Some((Ok(chunk), state));
             }
             SseStep::Superseded => return None,
             SseStep::Wait => {}
@@ -184,8 +170,62 @@ async fn next_chunk<D: Send + Sync + 'static>(
     }
 }
 
+/// One step of stream `stream`: what it writes now, as one chunk, which the
+/// session keeps until the client confirms its events.
+pub(crate) fn write_step(s: &mut SessionState, stream: u32, ids: &mut IdLine) -> (SseStep, Bytes) {
+    // One allocation for the batch: payloads plus `id:`/`data:` lines (an id
+    // line of up to 11 digits; a longer one grows the buffer once).
+    let (packets, bytes) = s.backlog();
+    let mut out = Vec::with_capacity(bytes + 24 * packets);
+    let first = s.next_event_id();
+    let step = s.sse_next(stream, |id, packet, shared| {
+        if id != 0 {
+            out.extend_from_slice(ids.line(id));
+        }
+        match shared {
+            Some(data) => out.extend_from_slice(data),
+            None => write_data(&mut out, packet),
+        }
+    });
+    if !matches!(step, SseStep::Write | SseStep::Finish) {
+        return (step, Bytes::new());
+    }
+    let chunk = Bytes::from(out);
+    s.retain_sse(first, chunk.clone());
+    (step, chunk)
+}
+
+/// Where in `chunk` (events as [`write_step`] writes them) the first event with
+/// an id above `confirmed` starts; the chunk's length if there is none.
+pub(crate) fn event_after(chunk: &[u8], confirmed: u64) -> usize {
+    let mut at = 0;
+    while at < chunk.len() {
+        let event = &chunk[at..];
+        let id = event
+            .strip_prefix(b"id: ")
+            .and_then(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                std::str::from_utf8(&rest[..digits])
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        if id > confirmed {
+            return at;
+        }
+        // Events end with a blank line; their data lines never hold one.
+        match event.windows(2).position(|w| w == b"\n\n") {
+            Some(end) => at += end + 2,
+            None => break,
+        }
+    }
+    chunk.len()
+}
+
 /// Encodes events as one chunk (one write for a whole batch).
-fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
+#[cfg(test)]
+pub(crate) fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
     let size: usize = events.iter().map(|(_, p)| p.len() * 4 / 3 + 32).sum();
     let mut out = Vec::with_capacity(size);
     let mut ids = IdLine::default();
@@ -245,7 +285,7 @@ fn write_data(out: &mut Vec<u8>, packet: &EncodedPacket) {
 /// An event's `id: N` line. A stream's ids count up by one, so the next line
 /// is the last one with its decimal digits incremented in place, not a
 /// fresh conversion per event.
-struct IdLine {
+pub(crate) struct IdLine {
     /// `id: `, the digits, LF; right-aligned so a carry can grow leftwards.
     text: [u8; 26],
     /// Where `id: ` starts in `text`.
