@@ -356,12 +356,15 @@ impl ChannelShared {
         }
     }
 
-    /// Hands `f` every entry from `cursor` on (with its sequence number and
-    /// shared encodings) and marks the subscriber caught up. Returns the new cursor.
+    /// Hands `f` the entries from `cursor` on, at most `limit` of them (with
+    /// their sequence numbers and shared encodings). A subscriber that read up
+    /// to the tail is marked caught up, so the next publish wakes it; one that
+    /// stopped short is still behind. Returns the new cursor.
     pub(crate) fn read(
         &self,
         slot: u32,
         cursor: u64,
+        limit: usize,
         mut f: impl FnMut(u64, &Entry),
     ) -> Result<u64, Lagged> {
         let (tail, last_reader) = {
@@ -374,10 +377,15 @@ impl ChannelShared {
                 return Ok(cursor);
             }
             let from = (cursor - log.first) as usize;
-            for entry in log.entries.range(from..) {
+            let upto = log.entries.len().min(from.saturating_add(limit));
+            for entry in log.entries.range(from..upto) {
                 f(entry.seq, entry);
             }
-            log.cursors[slot as usize].store(tail, Ordering::Relaxed);
+            let next = log.first + upto as u64;
+            log.cursors[slot as usize].store(next, Ordering::Relaxed);
+            if next < tail {
+                return Ok(next);
+            }
             log.park(slot);
             (tail, self.behind.fetch_sub(1, Ordering::Relaxed) == 1)
         };

@@ -128,9 +128,11 @@ pub struct EngineConfig {
     /// Largest accepted message or POST body, in bytes; default 1,000,000.
     pub max_payload: usize,
     /// Most packets one session may have queued for its client before it is
-    /// closed as a slow consumer; default 4096.
+    /// closed as a slow consumer; default 4096. Separately, the most packets
+    /// written but kept until the client confirms them (SSE, long-polling with
+    /// `ack=`): an SSE stream holding that many waits for a confirmation.
     pub max_buffered_packets: usize,
-    /// Most bytes one session may have queued; default 8 MiB.
+    /// Most bytes one session may have queued and kept together; default 8 MiB.
     pub max_buffered_bytes: usize,
     /// How long an upgrade probe may take before it is abandoned; default 10 s.
     pub upgrade_timeout: Duration,

@@ -196,13 +196,32 @@ async fn acks_release_retained_events_and_unconfirmed_ones_are_bounded() {
         );
     }
     assert!(!session.is_closed());
-    // Without confirmations the retained events fill the queue: slow consumer.
-    let mut result = Ok(());
-    for i in 0..11 {
-        result = session.send_text(&i.to_string());
-        let _ = stream.next().await;
+    // Unconfirmed, the stream stops at its window of 10 events; the rest waits.
+    for i in 0..10 {
+        session.send_text(&format!("w{i}")).unwrap();
     }
-    assert_eq!(result, Err(tidewire_engine::SendError::SlowConsumer));
+    for _ in 0..10 {
+        last = stream.next().await.unwrap().id.unwrap();
+    }
+    session.send_text("w10").unwrap();
+    let held = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(held.is_err(), "the 11th event waits for a confirmation");
+    assert!(!session.is_closed(), "a full window is not a slow consumer");
+    // A confirmation opens the window.
+    assert_eq!(
+        post(server.addr, &sse_path(&sid, &format!("&ack={last}")), b"6")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(stream.next_data().await, "4w10");
+    // A client that never confirms fills the window, then the queue (10
+    // more): the session closes as a slow consumer.
+    let mut sent = 0;
+    while sent < 30 && session.send_text(&sent.to_string()).is_ok() {
+        sent += 1;
+    }
+    assert!(sent <= 19, "refused only after {sent} more events");
     assert_eq!(
         server.recorder.closed.lock()[0].1,
         CloseReason::SlowConsumer

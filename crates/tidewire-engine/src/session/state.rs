@@ -26,19 +26,20 @@ fn keep_queue_allocation(drained: usize, capacity: usize) -> bool {
     drained >= 2 && capacity <= KEPT_QUEUE_CAPACITY
 }
 
-/// With exactly one channel in `subs`, hands `f` its unread entries straight
-/// from the shared log (no copy into the queue) and moves the cursor; a gap
-/// sets `lagged`. Returns how many entries `f` got.
+/// With exactly one channel in `subs`, hands `f` its unread entries (at most
+/// `limit`) straight from the shared log (no copy into the queue) and moves
+/// the cursor; a gap sets `lagged`. Returns how many entries `f` got.
 fn read_only_channel(
     subs: &mut [Subscription],
     lagged: &mut bool,
+    limit: usize,
     mut f: impl FnMut(&Entry),
 ) -> usize {
     let [sub] = subs else {
         return 0;
     };
     let mut read = 0;
-    match sub.channel.read(sub.slot, sub.cursor, |_, entry| {
+    match sub.channel.read(sub.slot, sub.cursor, limit, |_, entry| {
         f(entry);
         read += 1;
     }) {
@@ -141,6 +142,9 @@ pub(crate) struct SessionState {
     sse_sent_bytes: usize,
     /// The highest SSE event id the client confirmed.
     sse_confirmed: u64,
+    /// The SSE stream found its window full (see [`SessionState::sse_next`]):
+    /// a confirmation must wake it.
+    sse_window_full: bool,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
     /// Shared logs this session also writes out (see [`crate::Channel`]).
@@ -203,6 +207,7 @@ impl SessionState {
             sse_unconfirmed: 0,
             sse_sent_bytes: 0,
             sse_confirmed: 0,
+            sse_window_full: false,
             next_ping_at: now + limits.ping_interval,
             pong_deadline: None,
             subs: Vec::new(),
@@ -264,7 +269,7 @@ impl SessionState {
         }
         let (queue, bytes) = (&mut self.queue, &mut self.queued_bytes);
         if self.subs.len() == 1 {
-            read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+            read_only_channel(&mut self.subs, &mut self.lagged, usize::MAX, |entry| {
                 *bytes += entry.packet().len();
                 queue.push_back(entry.packet().clone());
             });
@@ -272,9 +277,11 @@ impl SessionState {
         }
         let mut pulled: Vec<(u64, EncodedPacket)> = Vec::new();
         for sub in &mut self.subs {
-            match sub.channel.read(sub.slot, sub.cursor, |seq, entry| {
-                pulled.push((seq, entry.packet().clone()))
-            }) {
+            match sub
+                .channel
+                .read(sub.slot, sub.cursor, usize::MAX, |seq, entry| {
+                    pulled.push((seq, entry.packet().clone()))
+                }) {
                 Ok(cursor) => sub.cursor = cursor,
                 Err(Lagged) => {
                     self.lagged = true;
@@ -343,9 +350,18 @@ impl SessionState {
     }
 
     /// Whether `packets` more packets of `bytes` in all keep what the session
-    /// holds (queued and retained for resend) within `max_packets` and `max_bytes`.
+    /// holds within its limits: at most `max_packets` queued, at most
+    /// `max_packets` written but kept until the client confirms them, and
+    /// `max_bytes` for both together.
+    ///
+    /// The two counts are separate because what was written and awaits
+    /// confirmation is in flight (socket buffers, the confirmation's round
+    /// trip), not a backlog: counting it against the queue would give a
+    /// confirming client half the room a WebSocket client has before a busy
+    /// room closes it as a slow consumer.
     fn fits(&self, packets: usize, bytes: usize, max_packets: usize, max_bytes: usize) -> bool {
-        self.queue.len() + self.retained.len() + self.sse_unconfirmed + packets <= max_packets
+        self.queue.len() + packets <= max_packets
+            && self.retained.len() + self.sse_unconfirmed <= max_packets
             && self.queued_bytes + self.retained_bytes + self.sse_sent_bytes + bytes <= max_bytes
     }
 
@@ -429,7 +445,7 @@ impl SessionState {
         if n > 0 && !keep_queue_allocation(n, self.queue.capacity()) {
             self.queue = VecDeque::new();
         }
-        n + read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+        n + read_only_channel(&mut self.subs, &mut self.lagged, usize::MAX, |entry| {
             write(entry.packet())
         })
     }
@@ -523,7 +539,8 @@ impl SessionState {
         }
         if let Some(ack) = ack {
             self.acked_polling = true;
-            self.ack(ack);
+            // No SSE stream to wake on a polling session.
+            let _ = self.ack(ack);
         }
         self.poll_active = true;
         self.poll_gen = self.poll_gen.wrapping_add(1);
@@ -605,7 +622,8 @@ impl SessionState {
             return Err(PollConflict::WrongTransport);
         }
         if let Some(id) = last_event_id {
-            self.ack(id);
+            // The new stream writes next whatever the window was.
+            let _ = self.ack(id);
         }
         self.sse_stream = self.sse_stream.wrapping_add(1);
         Ok((self.sse_stream, self.sse_unconfirmed_events()))
@@ -635,7 +653,10 @@ impl SessionState {
     }
 
     /// The client confirmed every packet up to `id` (SSE event ids; acked polls).
-    pub(crate) fn ack(&mut self, id: u64) {
+    /// Returns whether an SSE stream waits for this confirmation (its window
+    /// was full and now has room): the caller wakes it.
+    #[must_use = "a stream whose window was full waits for a wake"]
+    pub(crate) fn ack(&mut self, id: u64) -> bool {
         while self.retained.front().is_some_and(|(seq, _)| *seq <= id) {
             if let Some((_, packet)) = self.retained.pop_front() {
                 self.retained_bytes -= packet.len();
@@ -644,7 +665,7 @@ impl SessionState {
         // An id never sent confirms what was sent; an old one confirms nothing new.
         let id = id.min(self.down_seq);
         if id <= self.sse_confirmed {
-            return;
+            return false;
         }
         while let Some(chunk) = self.sse_sent.front() {
             let unconfirmed_from = chunk.first.max(self.sse_confirmed + 1);
@@ -660,6 +681,7 @@ impl SessionState {
             self.sse_sent.pop_front();
         }
         self.sse_confirmed = id;
+        std::mem::take(&mut self.sse_window_full)
     }
 
     /// The id the next SSE event written gets.
@@ -686,9 +708,16 @@ impl SessionState {
     /// id, its packet, and for a channel entry the `data:` lines every stream
     /// shares). The writer hands the chunk it wrote to [`Self::retain_sse`],
     /// which keeps it until the client confirms its events.
+    ///
+    /// At most `limits.max_packets` events are written and unconfirmed at a
+    /// time (and no more once they hold `limits.max_bytes`): a stream whose
+    /// window is full waits for the client's confirmation, and the backlog
+    /// stays queued, where the usual slow-consumer limits apply. A client that
+    /// reads promptly but confirms a round trip later is paced, not closed.
     pub(crate) fn sse_next(
         &mut self,
         stream: u32,
+        limits: &Limits,
         mut write: impl FnMut(u64, &EncodedPacket, Option<&Bytes>),
     ) -> SseStep {
         if self.sse_stream != stream {
@@ -702,6 +731,16 @@ impl SessionState {
         if self.frozen() {
             return SseStep::Wait;
         }
+        // A closed session's last events (the close packet) go out regardless.
+        let window = if self.closed.is_some() {
+            usize::MAX
+        } else {
+            self.sse_window(limits)
+        };
+        self.sse_window_full = window == 0;
+        if window == 0 {
+            return SseStep::Wait;
+        }
         if self.subs.len() > 1 {
             self.absorb();
         }
@@ -711,15 +750,28 @@ impl SessionState {
             write(*seq, packet, data);
         };
         // Drained in place: the queue keeps its allocation for the next batch.
-        let queued = self.queue.len();
-        self.queued_bytes = 0;
-        for packet in self.queue.drain(..) {
-            keep(&packet, None);
+        let queued = self.queue.len().min(window);
+        if queued == self.queue.len() {
+            self.queued_bytes = 0;
+            for packet in self.queue.drain(..) {
+                keep(&packet, None);
+            }
+            if queued > 0 && !keep_queue_allocation(queued, self.queue.capacity()) {
+                self.queue = VecDeque::new();
+            }
+        } else {
+            for packet in self.queue.drain(..queued) {
+                self.queued_bytes -= packet.len();
+                keep(&packet, None);
+            }
         }
-        if queued > 0 && !keep_queue_allocation(queued, self.queue.capacity()) {
-            self.queue = VecDeque::new();
-        }
-        let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, |entry| {
+        // The queue precedes the channel: read it only once the queue is empty.
+        let room = if self.queue.is_empty() {
+            window - queued
+        } else {
+            0
+        };
+        let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, room, |entry| {
             keep(entry.packet(), Some(entry.sse_data()))
         });
         if self.closed.is_some() {
@@ -729,6 +781,15 @@ impl SessionState {
         } else {
             SseStep::Write
         }
+    }
+
+    /// How many more events the SSE stream may write before the client
+    /// confirms some (see [`Self::sse_next`]).
+    fn sse_window(&self, limits: &Limits) -> usize {
+        if self.sse_sent_bytes >= limits.max_bytes {
+            return 0;
+        }
+        limits.max_packets.saturating_sub(self.sse_unconfirmed)
     }
 
     /// Whether what the session holds (queued, and kept for a client to
@@ -1061,10 +1122,14 @@ mod tests {
     }
 
     /// One SSE step with the events it wrote, kept as the stream's writer keeps them.
-    fn sse_step(s: &mut SessionState, stream: u32) -> (SseStep, Vec<(u64, EncodedPacket)>) {
+    fn sse_step(
+        s: &mut SessionState,
+        stream: u32,
+        l: &Limits,
+    ) -> (SseStep, Vec<(u64, EncodedPacket)>) {
         let mut events = Vec::new();
         let first = s.next_event_id();
-        let step = s.sse_next(stream, |id, p, shared| {
+        let step = s.sse_next(stream, l, |id, p, shared| {
             if let Some(data) = shared {
                 assert_eq!(
                     *data,
@@ -1092,19 +1157,24 @@ mod tests {
         for n in 0..4 {
             channel.publish(&[msg(&n.to_string())]);
         }
-        let (step, events) = sse_step(&mut s, stream);
+        // Four events may be unconfirmed at a time: the fifth waits in the channel.
+        let (step, events) = sse_step(&mut s, stream, &l);
         assert!(matches!(step, SseStep::Write));
         assert_eq!(
             events.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5]
+            [1, 2, 3, 4]
         );
-        // Five unconfirmed events, four allowed: the writer closes it.
-        assert!(s.holds_too_much(&l));
-        s.ack(3);
-        assert!(!s.holds_too_much(&l));
+        assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Wait));
+        assert!(
+            !s.holds_too_much(&l),
+            "a full window is not a slow consumer"
+        );
+        assert!(s.ack(2), "the confirmation wakes the waiting stream");
+        let (_, events) = sse_step(&mut s, stream, &l);
+        assert_eq!(events, [(5, msg("3"))]);
         let (second, replay) = s.begin_sse_stream(Some(3)).unwrap();
         assert_eq!(replay, sse::encode_events(&[(4, msg("2")), (5, msg("3"))]));
-        assert!(matches!(sse_step(&mut s, second).0, SseStep::Wait));
+        assert!(matches!(sse_step(&mut s, second, &l).0, SseStep::Wait));
     }
 
     #[test]
@@ -1114,28 +1184,31 @@ mod tests {
         let (first, replay) = s.begin_sse_stream(None).unwrap();
         assert!(replay.is_empty());
         s.push_all([msg("a"), msg("b")], &l).unwrap();
-        let (SseStep::Write, events) = sse_step(&mut s, first) else {
+        let (SseStep::Write, events) = sse_step(&mut s, first, &l) else {
             panic!()
         };
         assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
-        // Retained events count toward the limit (4 packets).
-        s.push_all([msg("c")], &l).unwrap();
-        assert_eq!(
-            s.push_all([msg("d"), msg("e")], &l),
-            Err(SendError::SlowConsumer)
-        );
+        // The two written events have their own budget (4 packets): the
+        // queue still takes four, not two, and refuses a fifth.
+        s.push_all([msg("c"), msg("d"), msg("e"), msg("f")], &l)
+            .unwrap();
+        assert_eq!(s.push(msg("g"), &l), Err(SendError::SlowConsumer));
         // The stream dropped after event 1; a new one resumes from there.
         let (second, replay) = s.begin_sse_stream(Some(1)).unwrap();
         assert_eq!(replay, sse::encode_events(&[(2, msg("b"))]));
-        assert!(matches!(sse_step(&mut s, first).0, SseStep::Superseded));
-        let (SseStep::Write, events) = sse_step(&mut s, second) else {
+        assert!(matches!(sse_step(&mut s, first, &l).0, SseStep::Superseded));
+        // Event 2 is still unconfirmed: room for three more, "f" stays queued.
+        let (SseStep::Write, events) = sse_step(&mut s, second, &l) else {
             panic!()
         };
-        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [3]);
-        s.ack(3);
-        assert!(matches!(sse_step(&mut s, second).0, SseStep::Wait));
+        assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4, 5]);
+        assert!(matches!(sse_step(&mut s, second, &l).0, SseStep::Wait));
+        assert!(s.ack(5));
+        assert_eq!(sse_step(&mut s, second, &l).1, [(6, msg("f"))]);
+        assert!(!s.ack(6), "the window had room: nobody waits");
+        assert!(matches!(sse_step(&mut s, second, &l).0, SseStep::Wait));
         assert_eq!(
-            s.push_all([msg("d"), msg("e"), msg("f"), msg("g")], &l),
+            s.push_all([msg("g"), msg("h"), msg("i"), msg("j")], &l),
             Ok(true)
         );
     }
@@ -1164,11 +1237,11 @@ mod tests {
         for batch in [&sent[0..3], &sent[3..5], &sent[5..7]] {
             let packets: Vec<EncodedPacket> = batch.iter().map(|(_, p)| p.clone()).collect();
             s.push_all(packets, &l).unwrap();
-            assert!(matches!(sse_step(&mut s, stream).0, SseStep::Write));
+            assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
         }
         assert_eq!(s.sse_unconfirmed, 7);
-        s.ack(2);
-        s.ack(1); // late and stale: confirms nothing more
+        assert!(!s.ack(2));
+        assert!(!s.ack(1)); // late and stale: confirms nothing more
         assert_eq!(s.sse_unconfirmed, 5);
         let (_, replay) = s.begin_sse_stream(None).unwrap();
         assert_eq!(replay, sse::encode_events(&sent[2..]));
@@ -1177,7 +1250,7 @@ mod tests {
         assert_eq!(replay, sse::encode_events(&sent[4..]));
         assert_eq!((s.sse_sent.len(), s.sse_unconfirmed), (2, 3));
         // An id past the last written confirms everything written, not what comes later.
-        s.ack(1000);
+        assert!(!s.ack(1000));
         assert_eq!(
             (s.sse_sent.len(), s.sse_unconfirmed, s.sse_sent_bytes),
             (0, 0, 0)
@@ -1185,7 +1258,7 @@ mod tests {
         let (stream, replay) = s.begin_sse_stream(None).unwrap();
         assert!(replay.is_empty());
         s.push_all([msg("p8")], &l).unwrap();
-        let (SseStep::Write, events) = sse_step(&mut s, stream) else {
+        let (SseStep::Write, events) = sse_step(&mut s, stream, &l) else {
             panic!()
         };
         assert_eq!(events[0].0, 8);
@@ -1227,13 +1300,13 @@ mod tests {
         let (stream, _) = s.begin_sse_stream(None).unwrap();
         let conn = s.begin_probe(t0, &l).unwrap();
         s.push_all([msg("before")], &l).unwrap();
-        let (SseStep::Write, events) = sse_step(&mut s, stream) else {
+        let (SseStep::Write, events) = sse_step(&mut s, stream, &l) else {
             panic!()
         };
         assert_eq!(events.len(), 1);
         assert!(s.complete_upgrade(conn));
         s.push_all([msg("after")], &l).unwrap();
-        let (SseStep::Finish, events) = sse_step(&mut s, stream) else {
+        let (SseStep::Finish, events) = sse_step(&mut s, stream, &l) else {
             panic!()
         };
         assert_eq!(events, vec![(0, EncodedPacket::control(PacketType::Noop))]);

@@ -17,7 +17,7 @@ use crate::engine::EngineCore;
 use crate::packet::EncodedPacket;
 use crate::query::query_u64;
 use crate::response::ProtocolError;
-use crate::session::state::{PollConflict, SessionState, SseStep};
+use crate::session::state::{Limits, PollConflict, SessionState, SseStep};
 use crate::{EngineHandler, Session, TransportKind};
 
 pub(crate) struct Sse;
@@ -44,7 +44,9 @@ impl Transport for Sse {
         request: Request<Body>,
     ) -> Response<Body> {
         if let Some(ack) = query_u64(request.uri().query(), "ack") {
-            session.with_state(|s| s.ack(ack));
+            if session.with_state(|s| s.ack(ack)) {
+                session.wake();
+            }
         }
         match *request.method() {
             Method::GET => {
@@ -131,7 +133,8 @@ async fn next_chunk<D: Send + Sync + 'static>(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let ids = &mut state.ids;
-        let (step, chunk) = session.with_state(|s| write_step(s, state.stream_id, ids));
+        let limits = *session.limits();
+        let (step, chunk) = session.with_state(|s| write_step(s, state.stream_id, &limits, ids));
         match step {
             SseStep::Write => {
                 state.last_write = Instant::now();
@@ -172,13 +175,25 @@ async fn next_chunk<D: Send + Sync + 'static>(
 
 /// One step of stream `stream`: what it writes now, as one chunk, which the
 /// session keeps until the client confirms its events.
-pub(crate) fn write_step(s: &mut SessionState, stream: u32, ids: &mut IdLine) -> (SseStep, Bytes) {
+pub(crate) fn write_step(
+    s: &mut SessionState,
+    stream: u32,
+    limits: &Limits,
+    ids: &mut IdLine,
+) -> (SseStep, Bytes) {
     // One allocation for the batch: payloads plus `id:`/`data:` lines (an id
-    // line of up to 11 digits; a longer one grows the buffer once).
+    // line of up to 11 digits; a longer one grows the buffer once). A backlog
+    // larger than the stream's window is written in parts: size for one.
     let (packets, bytes) = s.backlog();
-    let mut out = Vec::with_capacity(bytes + 24 * packets);
+    let fits = packets.min(limits.max_packets);
+    let bytes = if fits < packets {
+        bytes / packets * fits
+    } else {
+        bytes
+    };
+    let mut out = Vec::with_capacity(bytes + 24 * fits);
     let first = s.next_event_id();
-    let step = s.sse_next(stream, |id, packet, shared| {
+    let step = s.sse_next(stream, limits, |id, packet, shared| {
         if id != 0 {
             out.extend_from_slice(ids.line(id));
         }
