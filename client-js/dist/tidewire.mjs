@@ -524,7 +524,7 @@ var SseParser = class {
 
 // src/transports/sse.js
 var MAX_RESUMES = 3;
-var CONFIRM_AFTER_EVENTS = 512;
+var CONFIRM_AFTER_EVENTS = 1024;
 var CONFIRM_AFTER_MS = 1e3;
 var SseTransport = class extends Transport {
   get name() {

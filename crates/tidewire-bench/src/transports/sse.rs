@@ -14,7 +14,7 @@ use base64::Engine as _;
 use tokio::sync::{mpsc, Notify};
 
 /// Events after which the writer confirms without waiting for its timer.
-const CONFIRM_AFTER_EVENTS: u64 = 512;
+const CONFIRM_AFTER_EVENTS: u64 = 1024;
 
 /// What the stream reader tells the writer: the last event id, and when to confirm early.
 struct Received {
