@@ -229,6 +229,45 @@ async fn acks_release_retained_events_and_unconfirmed_ones_are_bounded() {
 }
 
 #[tokio::test]
+async fn a_room_stream_with_a_full_window_waits_for_the_confirmation() {
+    let server = start(EngineConfig::builder().max_buffered_packets(10).build()).await;
+    let (mut stream, sid) = open_sse(server.addr).await;
+    let session = server.engine.session(&sid.parse().unwrap()).unwrap();
+    let (addr, sid_for_acks) = (server.addr, sid.clone());
+    let ack = move |id: u64| {
+        let path = sse_path(&sid_for_acks, &format!("&ack={id}"));
+        async move { post(addr, &path, b"6").await }
+    };
+    assert_eq!(ack(1).await.status, 200);
+    let channel = session.new_channel(0);
+    assert!(session.subscribe(&channel));
+    // Four unconfirmed events leave room for six.
+    for i in 0..4 {
+        session.send_text(&format!("d{i}")).unwrap();
+        assert_eq!(stream.next_data().await, format!("4d{i}"));
+    }
+    // Ten broadcasts (as many as the room's log keeps): six are written, the
+    // read stops part way, four wait in the log.
+    for i in 0..10 {
+        channel.publish(&[tidewire_engine::packet::EncodedPacket::message(&format!(
+            "r{i}"
+        ))]);
+    }
+    for i in 0..6 {
+        let event = stream.next().await.unwrap();
+        assert_eq!((event.id, event.data), (Some(i + 6), format!("4r{i}")));
+    }
+    let held = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(held.is_err(), "the stream waits for a confirmation");
+    assert_eq!(ack(11).await.status, 200);
+    for i in 6..10 {
+        let event = stream.next().await.unwrap();
+        assert_eq!((event.id, event.data), (Some(i + 6), format!("4r{i}")));
+    }
+    assert!(!session.is_closed());
+}
+
+#[tokio::test]
 async fn a_new_stream_replaces_the_old_one() {
     let server = start(EngineConfig::default()).await;
     let (mut first, sid) = open_sse(server.addr).await;
