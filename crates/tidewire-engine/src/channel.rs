@@ -93,6 +93,9 @@ pub(crate) struct ChannelShared {
 
 pub(crate) struct Entry {
     seq: u64,
+    /// Bytes appended to the log before this entry ([`Log::appended`] then),
+    /// so what a reader has pending is one subtraction, not a pass.
+    start: u64,
     packet: EncodedPacket,
     /// The packet's SSE `data:` lines, built by the first SSE reader and
     /// shared by every other: only the `id:` line differs between streams.
@@ -118,6 +121,8 @@ pub(crate) struct Log {
     /// Index of `entries[0]`; entry indexes only grow.
     first: u64,
     bytes: usize,
+    /// Bytes ever appended (only grows).
+    appended: u64,
     /// Per slot: the index of the next entry its subscriber reads ([`FREE`] when unused).
     cursors: Vec<AtomicU64>,
     /// One bit per slot: its subscriber has read everything and may be waiting.
@@ -194,6 +199,7 @@ impl Channel {
                 entries: VecDeque::new(),
                 first: 0,
                 bytes: 0,
+                appended: 0,
                 cursors: Vec::new(),
                 parked: Vec::new(),
                 subscribers: Vec::new(),
@@ -250,9 +256,12 @@ impl Channel {
             }
             let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
             for packet in packets {
+                let start = log.appended;
                 log.bytes += packet.len();
+                log.appended += packet.len() as u64;
                 log.entries.push_back(Entry {
                     seq,
+                    start,
                     packet: packet.clone(),
                     sse_data: OnceLock::new(),
                 });
@@ -407,7 +416,10 @@ impl ChannelShared {
             return (0, 0);
         }
         let from = (cursor - log.first) as usize;
-        let bytes = log.entries.range(from..).map(|e| e.packet.len()).sum();
-        (log.entries.len() - from, bytes)
+        let bytes = log
+            .entries
+            .get(from)
+            .map_or(0, |entry| (log.appended - entry.start) as usize);
+        (log.entries.len().saturating_sub(from), bytes)
     }
 }

@@ -1157,8 +1157,10 @@ mod tests {
         for n in 0..4 {
             channel.publish(&[msg(&n.to_string())]);
         }
+        assert_eq!(s.backlog(), (5, "4direct".len() + 4 * "40".len()));
         // Four events may be unconfirmed at a time: the fifth waits in the channel.
         let (step, events) = sse_step(&mut s, stream, &l);
+        assert_eq!(s.backlog(), (1, "43".len()), "the channel's unread entry");
         assert!(matches!(step, SseStep::Write));
         assert_eq!(
             events.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
