@@ -323,6 +323,7 @@ impl IdLine {
     const PREFIX: &'static [u8] = b"id: ";
 
     /// The line for `id`.
+    #[inline]
     fn line(&mut self, id: u64) -> &[u8] {
         if self.last.checked_add(1) == Some(id) && self.increment() {
             self.last = id;
@@ -334,6 +335,7 @@ impl IdLine {
 
     /// Adds one to the digits in place; false when every digit was 9 (the
     /// line grows a digit: render it afresh).
+    #[inline]
     fn increment(&mut self) -> bool {
         let digits = self.start + Self::PREFIX.len()..self.text.len() - 1;
         for at in digits.rev() {
