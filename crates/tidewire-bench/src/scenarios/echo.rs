@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{connect_many, round};
 use crate::args::Args;
-use crate::stats::{first_number, now_us, read_at_us, self_cpu_secs, Histogram};
+use crate::stats::{first_number, now_us, read_at_us, self_cpu_secs, Counter, Histogram};
 
 pub async fn run(args: &Args) -> serde_json::Value {
     let server = args.server();
@@ -20,7 +20,7 @@ pub async fn run(args: &Args) -> serde_json::Value {
     let warmup = args.secs("--warmup-secs", 1.0);
     let sources: usize = args.num("--sources", 16);
     let hist = Arc::new(Histogram::new());
-    let acks = Arc::new(AtomicU64::new(0));
+    let acks = Arc::new(Counter::new());
     let opened = {
         let (hist, acks) = (hist.clone(), acks.clone());
         connect_many(
@@ -32,13 +32,13 @@ pub async fn run(args: &Args) -> serde_json::Value {
             Duration::from_secs(120),
             move |_| {
                 let (hist, acks) = (hist.clone(), acks.clone());
-                Arc::new(move |p: &str| {
+                Arc::new(move |p: &[u8]| {
                     // `3<id>[<send time>]`
-                    if p.starts_with('3') {
-                        if let Some(i) = p.find('[') {
+                    if p.starts_with(b"3") {
+                        if let Some(i) = p.iter().position(|&b| b == b'[') {
                             if let Some(t) = first_number(&p[i..]) {
                                 hist.record(read_at_us().saturating_sub(t));
-                                acks.fetch_add(1, Relaxed);
+                                acks.add_one();
                             }
                         }
                     }
@@ -83,13 +83,13 @@ pub async fn run(args: &Args) -> serde_json::Value {
     let tasks = vec![pacer];
     tokio::time::sleep(warmup).await;
     hist.reset();
-    let acks0 = acks.load(Relaxed);
+    let acks0 = acks.get();
     let sent0 = sent.load(Relaxed);
     let cpu0 = self_cpu_secs();
     let t0 = Instant::now();
     tokio::time::sleep(secs).await;
     let window = t0.elapsed().as_secs_f64();
-    let got = acks.load(Relaxed) - acks0;
+    let got = acks.get() - acks0;
     let emitted = sent.load(Relaxed) - sent0;
     let cpu = self_cpu_secs() - cpu0;
     for t in tasks {
@@ -97,7 +97,7 @@ pub async fn run(args: &Args) -> serde_json::Value {
     }
     // Late acks: wait up to 2 s for the last ones.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while acks.load(Relaxed) < sent.load(Relaxed) && Instant::now() < deadline {
+    while acks.get() < sent.load(Relaxed) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let alive = opened.clients.iter().filter(|c| c.alive()).count();
@@ -105,7 +105,7 @@ pub async fn run(args: &Args) -> serde_json::Value {
         "scenario": "echo", "transport": kind.name(), "clients": n, "failed": opened.failed,
         "alive_at_end": alive, "target_rate": rate, "emitted_per_sec": round(emitted as f64 / window, 0),
         "achieved_rate": round(got as f64 / window, 0),
-        "unanswered": sent.load(Relaxed).saturating_sub(acks.load(Relaxed)),
+        "unanswered": sent.load(Relaxed).saturating_sub(acks.get()),
         "rtt_p50_ms": hist.percentile_ms(0.5), "rtt_p99_ms": hist.percentile_ms(0.99),
         "rtt_p999_ms": hist.percentile_ms(0.999), "loadgen_cpu": round(cpu / window, 2),
     })

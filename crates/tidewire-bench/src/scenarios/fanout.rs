@@ -19,13 +19,13 @@ use serde_json::{json, Value};
 use super::{connect_many, round};
 use crate::args::Args;
 use crate::stats::{
-    first_number, now_us, pid_ticks, read_at_us, rss_bytes, self_cpu_secs, Histogram,
+    first_number, now_us, pid_ticks, read_at_us, rss_bytes, self_cpu_secs, Counter, Histogram,
 };
 use crate::transports::{connect, source_addr, Client, Kind};
 
 struct Shared {
     hist: Histogram,
-    delivered: AtomicU64,
+    delivered: Counter,
     joined: AtomicU64,
 }
 
@@ -89,7 +89,7 @@ async fn step(
     pid: u32,
 ) -> Step {
     sh.hist.reset();
-    let d0 = sh.delivered.load(Relaxed);
+    let d0 = sh.delivered.get();
     let alive0 = clients.iter().filter(|c| c.alive()).count() as u64;
     let cpu0 = self_cpu_secs();
     let server0 = if pid > 0 { pid_ticks(pid) } else { 0 };
@@ -97,7 +97,7 @@ async fn step(
     let sent = publish(publisher, rate, dur).await;
     let expected = sent * alive0;
     let deadline = Instant::now() + grace;
-    while sh.delivered.load(Relaxed) - d0 < expected && Instant::now() < deadline {
+    while sh.delivered.get() - d0 < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let secs = t0.elapsed().as_secs_f64().max(dur.as_secs_f64());
@@ -111,7 +111,7 @@ async fn step(
         rate,
         sent,
         expected,
-        delivered: sh.delivered.load(Relaxed) - d0,
+        delivered: sh.delivered.get() - d0,
         secs: dur.as_secs_f64(),
         p50: sh.hist.percentile_ms(0.5),
         p99: sh.hist.percentile_ms(0.99),
@@ -125,10 +125,10 @@ async fn step(
 /// Wait until deliveries stop (leftovers of an overloaded step), at most `limit`.
 async fn quiesce(sh: &Shared, limit: Duration) {
     let end = Instant::now() + limit;
-    let mut last = sh.delivered.load(Relaxed);
+    let mut last = sh.delivered.get();
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = sh.delivered.load(Relaxed);
+        let now = sh.delivered.get();
         if now == last {
             return;
         }
@@ -150,7 +150,7 @@ pub async fn run(args: &Args) -> Value {
     let sources: usize = args.num("--sources", 16);
     let sh = Arc::new(Shared {
         hist: Histogram::new(),
-        delivered: AtomicU64::new(0),
+        delivered: Counter::new(),
         joined: AtomicU64::new(0),
     });
     let open = |count: usize| {
@@ -166,13 +166,13 @@ pub async fn run(args: &Args) -> Value {
                 Duration::from_secs(120),
                 move |_| {
                     let sh = handler_sh.clone();
-                    Arc::new(move |p: &str| {
-                        if let Some(rest) = p.strip_prefix("2[\"tick\",") {
+                    Arc::new(move |p: &[u8]| {
+                        if let Some(rest) = p.strip_prefix(b"2[\"tick\",") {
                             if let Some(t) = first_number(rest) {
                                 sh.hist.record(read_at_us().saturating_sub(t));
-                                sh.delivered.fetch_add(1, Relaxed);
+                                sh.delivered.add_one();
                             }
-                        } else if p.starts_with('3') {
+                        } else if p.starts_with(b"3") {
                             sh.joined.fetch_add(1, Relaxed);
                         }
                     })
@@ -199,7 +199,7 @@ pub async fn run(args: &Args) -> Value {
         Kind::WebSocket,
         args.publish_server(),
         source_addr(n, sources),
-        Arc::new(|_: &str| {}),
+        Arc::new(|_: &[u8]| {}),
     )
     .await
     {
@@ -287,7 +287,7 @@ pub async fn run(args: &Args) -> Value {
                 max
             })
         };
-        let before = sh.delivered.load(Relaxed);
+        let before = sh.delivered.get();
         let s = step(
             &sh,
             &publisher,
@@ -303,7 +303,7 @@ pub async fn run(args: &Args) -> Value {
         quiesce(&sh, Duration::from_secs(20)).await;
         let rss_max = sampler.await.unwrap_or(0);
         let rss_after = if pid > 0 { rss_bytes(pid) } else { 0 };
-        let delivered_total = sh.delivered.load(Relaxed) - before;
+        let delivered_total = sh.delivered.get() - before;
         let disconnected = n - clients.iter().filter(|c| c.alive()).count();
         let lost = s.expected.saturating_sub(delivered_total);
         overload = json!({

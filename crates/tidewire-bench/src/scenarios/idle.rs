@@ -27,7 +27,7 @@ pub async fn run(args: &Args) -> serde_json::Value {
         sources,
         concurrency,
         Duration::from_secs(120),
-        |_| Arc::new(|_: &str| {}),
+        |_| Arc::new(|_: &[u8]| {}),
     )
     .await;
     tokio::time::sleep(hold).await;

@@ -36,8 +36,10 @@ impl Kind {
     }
 }
 
-/// The scenario's view of incoming Socket.IO packets (without the Engine.IO `4`).
-pub type Handler = Arc<dyn Fn(&str) + Send + Sync>;
+/// The scenario's view of incoming Socket.IO packets (without the Engine.IO `4`), as
+/// bytes: the handlers read ASCII prefixes and numbers, and checking every message for
+/// UTF-8 first cost the load generator a tenth of its CPU.
+pub type Handler = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 pub struct Inbound {
     handler: Handler,
@@ -54,12 +56,12 @@ pub enum Reply {
 }
 
 impl Inbound {
-    pub fn packet(&self, p: &str) -> Reply {
-        match p.as_bytes().first() {
+    pub fn packet(&self, p: &[u8]) -> Reply {
+        match p.first() {
             Some(b'2') => Reply::Pong,
             Some(b'4') => {
                 let sio = &p[1..];
-                if sio.starts_with('0') {
+                if sio.starts_with(b"0") {
                     if let Some(tx) = self.connected.lock().unwrap().take() {
                         let _ = tx.send(());
                     }

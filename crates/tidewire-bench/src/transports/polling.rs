@@ -50,8 +50,7 @@ pub async fn open(
                 },
                 _ => break,
             };
-            let text = String::from_utf8_lossy(&body);
-            for p in text.split('\u{1e}') {
+            for p in body.split(|&b| b == 0x1e) {
                 match inbound.packet(p) {
                     Reply::Pong => {
                         let _ = pong_tx.send(());

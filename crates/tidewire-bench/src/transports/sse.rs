@@ -49,6 +49,7 @@ pub async fn open(
         data: Vec::new(),
         at: 0,
         chunk: None,
+        next: NextId::default(),
     };
     let (_, open) = events.next().await?;
     let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
@@ -111,32 +112,83 @@ enum Simple {
     Other,
 }
 
-/// The usual event in one forward pass and one `memchr`: the id's digits are parsed
-/// where they stand, and the line end after the data is also the event's end.
-fn simple_event(buf: &[u8]) -> Simple {
+/// The id the next event most likely has (the last one plus one; a stream's ids count
+/// up by one) as its id line's text, so that a matching line is read with one
+/// comparison instead of a parse, digit by digit, of a multiply-add chain.
+struct NextId {
+    value: u64,
+    /// The digits and the line's `\n`.
+    line: [u8; 21],
+    len: usize,
+}
+
+impl Default for NextId {
+    fn default() -> Self {
+        let mut next = NextId {
+            value: 0,
+            line: [0; 21],
+            len: 0,
+        };
+        next.set(1);
+        next
+    }
+}
+
+impl NextId {
+    fn set(&mut self, value: u64) {
+        let digits = value.to_string();
+        self.value = value;
+        self.len = digits.len() + 1;
+        self.line[..digits.len()].copy_from_slice(digits.as_bytes());
+        self.line[digits.len()] = b'\n';
+    }
+
+    /// Counts on to the id after the one just read.
+    #[inline]
+    fn advance(&mut self) {
+        for at in (0..self.len - 1).rev() {
+            if self.line[at] == b'9' {
+                self.line[at] = b'0';
+            } else {
+                self.line[at] += 1;
+                self.value += 1;
+                return;
+            }
+        }
+        self.set(self.value + 1); // all nines: one more digit
+    }
+}
+
+/// The usual event in one forward pass: the id line is compared with the expected
+/// one (or its digits parsed where they stand), and the line end after the data
+/// (found eight bytes at a time: an event's data is a few dozen bytes, too short for
+/// `memchr`'s setup to pay) is also the event's end.
+#[inline(always)]
+fn simple_event(buf: &[u8], next: &mut NextId) -> Simple {
     const ID: &[u8] = b"id: ";
     const DATA: &[u8] = b"data: ";
     let mut at = 0;
     let mut id = None;
-    if buf.starts_with(ID) {
+    if buf.starts_with(ID) && buf[ID.len()..].starts_with(&next.line[..next.len]) {
+        at = ID.len() + next.len;
+        id = Some(next.value);
+    } else if buf.starts_with(ID) {
         at = ID.len();
         let mut n = 0u64;
-        let digits = buf[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 && buf.len() == at {
-            return Simple::Incomplete;
+        let mut digits = 0;
+        loop {
+            match buf.get(at) {
+                Some(d @ b'0'..=b'9') => {
+                    n = n.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    digits += 1;
+                    at += 1;
+                }
+                Some(b'\n') if (1..=19).contains(&digits) => break,
+                None => return Simple::Incomplete,
+                Some(_) => return Simple::Other,
+            }
         }
-        if digits == 0 || digits > 19 {
-            return Simple::Other;
-        }
-        for d in &buf[at..at + digits] {
-            n = n * 10 + u64::from(d - b'0');
-        }
-        at += digits;
-        match buf.get(at) {
-            None => return Simple::Incomplete,
-            Some(b'\n') => at += 1,
-            Some(_) => return Simple::Other,
-        }
+        at += 1;
         id = Some(n);
     } else if ID.starts_with(buf) {
         return Simple::Incomplete;
@@ -150,18 +202,48 @@ fn simple_event(buf: &[u8]) -> Simple {
         };
     }
     let start = at + DATA.len();
-    let Some(eol) = memchr::memchr(b'\n', &buf[start..]).map(|i| start + i) else {
+    let Some(eol) = line_end(&buf[start..]).map(|i| start + i) else {
         return Simple::Incomplete;
     };
     match buf.get(eol + 1) {
         None => Simple::Incomplete,
-        Some(b'\n') => Simple::Event {
-            id,
-            data: start..eol,
-            len: eol + 2,
-        },
+        Some(b'\n') => {
+            match id {
+                Some(id) if id == next.value => next.advance(),
+                Some(id) => next.set(id.wrapping_add(1)),
+                None => {}
+            }
+            Simple::Event {
+                id,
+                data: start..eol,
+                len: eol + 2,
+            }
+        }
         Some(_) => Simple::Other,
     }
+}
+
+/// The index of the first `\n` in `buf`, eight bytes at a time.
+#[inline]
+fn line_end(buf: &[u8]) -> Option<usize> {
+    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let words = buf.chunks_exact(8);
+    let tail = words.remainder();
+    for (i, word) in words.enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let word = u64::from_le_bytes(bytes) ^ LF;
+        // A zero byte of `word` (an LF of `buf`) sets its high bit here; the lowest
+        // one marks the first LF (borrows only run upwards from it).
+        let found = word.wrapping_sub(LOW) & !word & HIGH;
+        if found != 0 {
+            return Some(i * 8 + found.trailing_zeros() as usize / 8);
+        }
+    }
+    let at = buf.len() - tail.len();
+    tail.iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
 /// Incremental event-stream parser over a chunked (or close-delimited) body.
@@ -177,6 +259,7 @@ struct Events {
     at: usize,
     /// A chunk in `conn.buf` not yet parsed (only while `data` holds nothing unread).
     chunk: Option<std::ops::Range<usize>>,
+    next: NextId,
 }
 
 impl Events {
@@ -206,10 +289,10 @@ impl Events {
 
     /// Hands each complete event read so far to `f` as (id, packet) until `f`
     /// returns false; comments (keep-alives) are skipped. Returns false if `f` stopped.
-    fn drain(&mut self, mut f: impl FnMut(Option<u64>, &str) -> bool) -> Result<bool, String> {
+    fn drain(&mut self, mut f: impl FnMut(Option<u64>, &[u8]) -> bool) -> Result<bool, String> {
         if let Some(range) = self.chunk.take() {
             let chunk = &self.conn.buf[range];
-            let (used, go_on) = parse_events(chunk, &mut f)?;
+            let (used, go_on) = parse_events(chunk, &mut self.next, &mut f)?;
             // Kept for the next chunk (or the next call, if `f` stopped).
             self.data.extend_from_slice(&chunk[used..]);
             if !go_on {
@@ -219,7 +302,7 @@ impl Events {
                 return Ok(true);
             }
         }
-        let (used, go_on) = parse_events(&self.data[self.at..], &mut f)?;
+        let (used, go_on) = parse_events(&self.data[self.at..], &mut self.next, &mut f)?;
         self.at += used;
         Ok(go_on)
     }
@@ -229,7 +312,7 @@ impl Events {
         loop {
             let mut first = None;
             self.drain(|id, p| {
-                first = Some((id, p.to_owned()));
+                first = Some((id, String::from_utf8_lossy(p).into_owned()));
                 false
             })?;
             if let Some(event) = first {
@@ -244,16 +327,16 @@ impl Events {
 /// Returns the bytes used and whether `f` wants more.
 fn parse_events(
     buf: &[u8],
-    f: &mut impl FnMut(Option<u64>, &str) -> bool,
+    next: &mut NextId,
+    f: &mut impl FnMut(Option<u64>, &[u8]) -> bool,
 ) -> Result<(usize, bool), String> {
     let mut at = 0;
     loop {
         let unread = &buf[at..];
-        match simple_event(unread) {
+        match simple_event(unread, next) {
             Simple::Event { id, data, len } => {
-                let text = std::str::from_utf8(&unread[data]).map_err(|e| e.to_string())?;
                 at += len;
-                if !f(id, text) {
+                if !f(id, &unread[data]) {
                     return Ok((at, false));
                 }
                 continue;
@@ -275,7 +358,7 @@ fn parse_events(
 /// Any other event: several `data:` lines, `event: t64` (base64), comments.
 fn general_event(
     block: &[u8],
-    f: &mut impl FnMut(Option<u64>, &str) -> bool,
+    f: &mut impl FnMut(Option<u64>, &[u8]) -> bool,
 ) -> Result<bool, String> {
     let mut id = None;
     let mut t64 = false;
@@ -294,7 +377,7 @@ fn general_event(
     }
     Ok(match (data, data_lines, t64) {
         (None, _, _) => true,
-        (Some(one), 1, false) => f(id, std::str::from_utf8(one).map_err(|e| e.to_string())?),
+        (Some(one), 1, false) => f(id, one),
         _ => {
             let lines: Vec<&[u8]> = block
                 .split(|&b| b == b'\n')
@@ -308,7 +391,7 @@ fn general_event(
             } else {
                 joined
             };
-            f(id, &String::from_utf8_lossy(&text))
+            f(id, &text)
         }
     })
 }
@@ -368,15 +451,15 @@ async fn writer(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_events, simple_event, Simple};
+    use super::{parse_events, simple_event, NextId, Simple};
 
     #[test]
     fn events_are_parsed_up_to_the_one_a_chunk_cut() {
         let stream =
             b"id: 7\ndata: 4a\n\n:\n\ndata: x\ndata: y\n\nid: 8\ndata: 4b\n\nid: 9\ndata: 4";
         let mut got = Vec::new();
-        let (used, more) = parse_events(stream, &mut |id, p| {
-            got.push((id, p.to_owned()));
+        let (used, more) = parse_events(stream, &mut NextId::default(), &mut |id, p| {
+            got.push((id, String::from_utf8_lossy(p).into_owned()));
             true
         })
         .unwrap();
@@ -385,7 +468,7 @@ mod tests {
         let want = [(Some(7), "4a"), (None, "x\ny"), (Some(8), "4b")];
         assert_eq!(got, want.map(|(id, p)| (id, p.to_owned())));
         // A handler that stops: the bytes after its event are left unused.
-        let (used, more) = parse_events(stream, &mut |_, _| false).unwrap();
+        let (used, more) = parse_events(stream, &mut NextId::default(), &mut |_, _| false).unwrap();
         assert!(!more);
         assert_eq!(used, b"id: 7\ndata: 4a\n\n".len());
     }
@@ -397,18 +480,74 @@ mod tests {
     #[test]
     fn the_usual_event_is_parsed_in_one_pass() {
         let buf = b"id: 42\ndata: 4hello\n\nid: 43";
-        assert_eq!(simple_event(buf), event(Some(42), 13..19, 21));
-        assert_eq!(simple_event(b"data: 2\n\n"), event(None, 6..7, 9));
-        assert_eq!(simple_event(b"data: \n\n"), event(None, 6..6, 8));
+        assert_eq!(
+            simple_event(buf, &mut NextId::default()),
+            event(Some(42), 13..19, 21)
+        );
+        assert_eq!(
+            simple_event(b"data: 2\n\n", &mut NextId::default()),
+            event(None, 6..7, 9)
+        );
+        assert_eq!(
+            simple_event(b"data: \n\n", &mut NextId::default()),
+            event(None, 6..6, 8)
+        );
+    }
+
+    #[test]
+    fn ids_are_read_whether_or_not_they_count_up_by_one() {
+        let mut stream = Vec::new();
+        let ids = [1u64, 2, 9, 10, 11, 99, 100, 101, 7, 8, 999_999, 1_000_000];
+        for id in ids {
+            stream.extend_from_slice(format!("id: {id}\ndata: 4x\n\n").as_bytes());
+        }
+        let mut got = Vec::new();
+        let (used, _) = parse_events(&stream, &mut NextId::default(), &mut |id, _| {
+            got.push(id.unwrap());
+            true
+        })
+        .unwrap();
+        assert_eq!((used, got), (stream.len(), ids.to_vec()));
+        // An id that only starts like the expected one is not taken for it.
+        let mut next = NextId::default();
+        next.set(12);
+        assert_eq!(
+            simple_event(b"id: 123\ndata: 4x\n\n", &mut next),
+            event(Some(123), 14..16, 18)
+        );
+        assert_eq!(next.value, 124);
+    }
+
+    #[test]
+    fn line_ends_are_found_at_every_offset() {
+        for len in 0..40 {
+            for lf in 0..=len {
+                let mut buf = vec![b'x'; len];
+                if lf < len {
+                    buf[lf] = b'\n';
+                    // A byte just above LF must not be taken for one.
+                    buf[..lf].fill(0x0b);
+                }
+                let want = (lf < len).then_some(lf);
+                assert_eq!(super::line_end(&buf), want, "len {len} lf {lf}");
+            }
+        }
     }
 
     #[test]
     fn every_prefix_of_an_event_is_incomplete() {
         let whole = b"id: 1234\ndata: 4[\"tick\"]\n\n";
         for cut in 0..whole.len() {
-            assert_eq!(simple_event(&whole[..cut]), Simple::Incomplete, "cut {cut}");
+            assert_eq!(
+                simple_event(&whole[..cut], &mut NextId::default()),
+                Simple::Incomplete,
+                "cut {cut}"
+            );
         }
-        assert!(matches!(simple_event(whole), Simple::Event { .. }));
+        assert!(matches!(
+            simple_event(whole, &mut NextId::default()),
+            Simple::Event { .. }
+        ));
     }
 
     #[test]
@@ -425,7 +564,7 @@ mod tests {
             b"id: 5\nevent: t64\ndata: AA==\n\n",
         ] {
             assert_eq!(
-                simple_event(other),
+                simple_event(other, &mut NextId::default()),
                 Simple::Other,
                 "{:?}",
                 String::from_utf8_lossy(other)

@@ -119,13 +119,16 @@ async fn run(
             match op {
                 0..=2 => {
                     // Fast path: a whole message in one frame is handled in place.
-                    let reply = if fin && op != 0 && msg.is_empty() {
-                        Some(inbound.packet(std::str::from_utf8(payload).unwrap_or("")))
+                    // Binary frames (attachments) are not part of the contract.
+                    let reply = if op == 2 && fin && msg.is_empty() {
+                        Some(Reply::None)
+                    } else if fin && op != 0 && msg.is_empty() {
+                        Some(inbound.packet(payload))
                     } else {
                         msg.extend_from_slice(payload);
                         if fin {
                             let whole = std::mem::take(&mut msg);
-                            Some(inbound.packet(&String::from_utf8_lossy(&whole)))
+                            Some(inbound.packet(&whole))
                         } else {
                             None
                         }
