@@ -542,6 +542,7 @@ var SseTransport = class extends Transport {
     this._onStreamEnd = null;
     this._counter = 0;
     this._unconfirmed = 0;
+    this._confirmAfter = 1 + Math.floor(Math.random() * CONFIRM_AFTER_EVENTS);
     this._confirmTimer = null;
   }
   open() {
@@ -617,7 +618,7 @@ var SseTransport = class extends Transport {
     if (event.id) {
       this.lastEventId = event.id;
       this._unconfirmed++;
-      if (this._unconfirmed >= CONFIRM_AFTER_EVENTS) this._confirm();
+      if (this._unconfirmed >= this._confirmAfter) this._confirm();
       else this._confirmLater();
     }
     this._resumes = 0;
@@ -681,13 +682,14 @@ var SseTransport = class extends Transport {
     }
     this.send([{ type: "noop" }]);
   }
-  /** Confirms in CONFIRM_AFTER_MS unless a confirmation is already due. */
+  /** Confirms in about CONFIRM_AFTER_MS unless a confirmation is already due. */
   _confirmLater() {
     if (this._confirmTimer) return;
+    const delay = CONFIRM_AFTER_MS * (0.5 + Math.random() / 2);
     this._confirmTimer = setTimeout(() => {
       this._confirmTimer = null;
       this._confirm();
-    }, CONFIRM_AFTER_MS);
+    }, delay);
   }
   /** @param {import('../engine-parser.js').EnginePacket[]} packets */
   async send(packets) {
@@ -697,6 +699,7 @@ var SseTransport = class extends Transport {
     const extra = { t: this._cacheBuster() };
     if (this.lastEventId) extra.ack = this.lastEventId;
     this._unconfirmed = 0;
+    this._confirmAfter = CONFIRM_AFTER_EVENTS;
     this._stopConfirming();
     try {
       const res = await this.fetch(this.uri(extra), {

@@ -3,7 +3,8 @@
 //! nothing else is queued the writer POSTs a noop `6` every `SSE_ACK_MS` (1000 ms;
 //! env `TIDEWIRE_BENCH_SSE_ACK_MS`) while unconfirmed events exist, and after every
 //! [`CONFIRM_AFTER_EVENTS`] events, so the server can drop what it retains for
-//! resumption: the bundled client's policy (client-js/src/transports/sse.js).
+//! resumption: the bundled client's policy (client-js/src/transports/sse.js). Each client
+//! runs its timer and counts its events at a phase of its own, as that client does.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,6 +21,8 @@ const CONFIRM_AFTER_EVENTS: u64 = 1024;
 struct Received {
     last: AtomicU64,
     confirm: Notify,
+    /// This client's phase for its confirmation timer and count.
+    phase: u64,
 }
 
 use super::http::{find, get, post, Conn};
@@ -53,9 +56,15 @@ pub async fn open(
     };
     let (_, open) = events.next().await?;
     let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
+    // Every client of a room receives the same events at the same moment: confirming at
+    // the same ids (or on timers started together), they would all POST at once, and
+    // the burst shows in everyone's latency. Each client confirms at its own phase.
+    let phase = spread(&sid);
+    let offset = phase % CONFIRM_AFTER_EVENTS;
     let received = Arc::new(Received {
         last: AtomicU64::new(1),
         confirm: Notify::new(),
+        phase,
     });
     let path = format!("/socket.io/?EIO=4&transport=sse&sid={sid}");
     let up = Conn::new(tcp(server, source).await?);
@@ -74,7 +83,7 @@ pub async fn open(
             let handled = events.drain(|id, p| {
                 if let Some(id) = id {
                     received.last.store(id, Relaxed);
-                    if id % CONFIRM_AFTER_EVENTS == 0 {
+                    if id % CONFIRM_AFTER_EVENTS == offset {
                         received.confirm.notify_one();
                     }
                 }
@@ -94,6 +103,15 @@ pub async fn open(
         inbound.closed();
     });
     Ok(())
+}
+
+/// A number that differs between sessions (a hash of the server's random session id),
+/// to give each client its own confirmation phase.
+fn spread(sid: &str) -> u64 {
+    // FNV-1a
+    sid.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// What [`simple_event`] makes of the bytes at the start of the unread buffer.
@@ -411,7 +429,11 @@ async fn writer(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let mut tick = tokio::time::interval(Duration::from_millis(ack_ms.max(10)));
+    let period = ack_ms.max(10);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_millis(received.phase % period),
+        Duration::from_millis(period),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
