@@ -134,7 +134,7 @@ if [ $QUICK = 1 ]; then
   )
   ROUNDS=1
 else
-  FAN="--clients 1000 --step-secs 1.5 --grace-secs 1.5 --max-steps 14 --start-rate 100 --overload-secs 4"
+  FAN="--clients 1000 --step-secs 1.5 --grace-secs 1.5 --max-steps 16 --start-rate 100 --overload-secs 4"
   SCENARIOS=(
     "idle-websocket|tidewire socketioxide node|idle --transport websocket --n 15000 --hold-secs 2 --concurrency 128"
     "idle-sse|tidewire|idle --transport sse --n 4000 --hold-secs 2"
