@@ -2,6 +2,7 @@
 
 pub(crate) mod state;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -25,7 +26,11 @@ pub(crate) struct SessionInner<D: Send + Sync + 'static> {
     id: Sid,
     pub(crate) state: Mutex<SessionState>,
     /// Wakes whoever writes downstream: a WebSocket task or a pending poll.
-    pub(crate) notify: Notify,
+    /// Notified only through [`SessionInner::notify_writers`].
+    notify: Notify,
+    /// How many times `notify` woke its waiters: a writer that saw the same count
+    /// before and after a write knows nothing changed meanwhile.
+    wakes: AtomicU64,
     pub(crate) shared: Arc<EngineShared>,
     owner: Weak<dyn SessionOwner<D>>,
     handshake: HandshakeRequest,
@@ -107,6 +112,7 @@ impl<D: Send + Sync + 'static> Session<D> {
             id,
             state: Mutex::new(state),
             notify: Notify::new(),
+            wakes: AtomicU64::new(0),
             shared,
             owner,
             handshake,
@@ -272,7 +278,7 @@ impl<D: Send + Sync + 'static> Session<D> {
     fn after_push(&self, result: Result<bool, SendError>) -> Result<(), SendError> {
         match result {
             Ok(true) => {
-                self.0.notify.notify_waiters();
+                self.0.notify_writers();
                 Ok(())
             }
             Ok(false) => Ok(()),
@@ -313,7 +319,7 @@ impl<D: Send + Sync + 'static> Session<D> {
             return;
         }
         tracing::debug!(sid = %self.0.id, %reason, "session closed");
-        self.0.notify.notify_waiters();
+        self.0.notify_writers();
         if let Some(owner) = self.0.owner.upgrade() {
             owner.session_closed(self, reason);
         }
@@ -328,7 +334,14 @@ impl<D: Send + Sync + 'static> Session<D> {
 
     /// Wakes every waiter without changing anything (a heartbeat or probe event).
     pub(crate) fn wake(&self) {
-        self.0.notify.notify_waiters();
+        self.0.notify_writers();
+    }
+
+    /// How many wake-ups the session has had. Read after enabling a
+    /// [`Session::changed`] future: if a later read gives the same count, no
+    /// state change that wakes writers happened in between.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.0.wakes.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on the locked state machine.
@@ -341,9 +354,18 @@ impl<D: Send + Sync + 'static> Session<D> {
     }
 }
 
+impl<D: Send + Sync + 'static> SessionInner<D> {
+    fn notify_writers(&self) {
+        // Counted first: a writer that reads the same count after enabling its
+        // wait-for-change future missed no wake-up (this one will reach it).
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
 impl<D: Send + Sync + 'static> Subscriber for SessionInner<D> {
     fn wake(&self) {
-        self.notify.notify_waiters();
+        self.notify_writers();
     }
 
     fn lagged(self: Arc<Self>) {

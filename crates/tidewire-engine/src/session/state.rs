@@ -145,6 +145,9 @@ pub(crate) struct SessionState {
     /// The SSE stream found its window full (see [`SessionState::sse_next`]):
     /// a confirmation must wake it.
     sse_window_full: bool,
+    /// The last SSE write took everything there was and left room in the
+    /// window: until something wakes the session, another look finds nothing.
+    sse_drained: bool,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
     /// Shared logs this session also writes out (see [`crate::Channel`]).
@@ -208,6 +211,7 @@ impl SessionState {
             sse_sent_bytes: 0,
             sse_confirmed: 0,
             sse_window_full: false,
+            sse_drained: false,
             next_ping_at: now + limits.ping_interval,
             pong_deadline: None,
             subs: Vec::new(),
@@ -691,9 +695,14 @@ impl SessionState {
 
     /// Keeps `chunk`, which carried the events from id `first` to the last one
     /// written, until the client confirms them (see [`Self::sse_next`]).
-    pub(crate) fn retain_sse(&mut self, first: u64, chunk: Bytes) {
+    pub(crate) fn retain_sse(&mut self, first: u64, chunk: Bytes, limits: &Limits) {
         if self.down_seq < first || self.transport != TransportKind::Sse {
             return;
+        }
+        if self.sse_sent_bytes + chunk.len() >= limits.max_bytes {
+            // The window closes with these bytes: the next look must see that
+            // (and mark that a confirmation has to wake the stream).
+            self.sse_drained = false;
         }
         self.sse_unconfirmed += (self.down_seq + 1 - first) as usize;
         self.sse_sent_bytes += chunk.len();
@@ -720,6 +729,7 @@ impl SessionState {
         limits: &Limits,
         mut write: impl FnMut(u64, &EncodedPacket, Option<&Bytes>),
     ) -> SseStep {
+        self.sse_drained = false;
         if self.sse_stream != stream {
             return SseStep::Superseded;
         }
@@ -774,6 +784,9 @@ impl SessionState {
         let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, room, |entry| {
             keep(entry.packet(), Some(entry.sse_data()))
         });
+        // A read stops at its limit or at the tail; short of the limit it reached
+        // the tail, and the channel wakes the session at its next entry.
+        self.sse_drained = self.queue.is_empty() && from_channel < room && !self.lagged;
         if self.closed.is_some() {
             SseStep::Finish
         } else if queued + from_channel == 0 {
@@ -781,6 +794,12 @@ impl SessionState {
         } else {
             SseStep::Write
         }
+    }
+
+    /// Whether the last [`Self::sse_next`] that wrote took everything and left
+    /// room in the window: what it would find next comes with a wake-up.
+    pub(crate) fn sse_drained(&self) -> bool {
+        self.sse_drained
     }
 
     /// How many more events the SSE stream may write before the client
@@ -1140,7 +1159,7 @@ mod tests {
             events.push((id, p.clone()))
         });
         if matches!(step, SseStep::Write | SseStep::Finish) {
-            s.retain_sse(first, sse::encode_events(&events));
+            s.retain_sse(first, sse::encode_events(&events), l);
         }
         (step, events)
     }
@@ -1213,6 +1232,47 @@ mod tests {
             s.push_all([msg("g"), msg("h"), msg("i"), msg("j")], &l),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn an_sse_write_that_took_everything_with_room_left_is_drained() {
+        let l = Limits {
+            max_packets: 4,
+            max_bytes: 1000,
+            ..limits()
+        };
+        let channel = crate::Channel::new(0, 16, 1000);
+        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
+        let fake = Arc::new(Fake::default());
+        assert!(s.subscribe(&channel.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
+        let (stream, _) = s.begin_sse_stream(None).unwrap();
+        s.push(msg("direct"), &l).unwrap();
+        channel.publish(&[msg("a")]);
+        assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
+        assert!(s.sse_drained(), "two of four: read to the tail, room left");
+        // The channel's next entry wakes it (it read to the tail).
+        let woken = fake.woken.load(std::sync::atomic::Ordering::Relaxed);
+        channel.publish(&[msg("b")]);
+        assert_eq!(
+            fake.woken.load(std::sync::atomic::Ordering::Relaxed),
+            woken + 1
+        );
+        assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
+        assert!(s.sse_drained());
+        // The fourth event fills the window: the next look must mark it full.
+        channel.publish(&[msg("c"), msg("d")]);
+        assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
+        assert!(!s.sse_drained(), "window full, an entry left unread");
+        assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Wait));
+        assert!(
+            s.ack(4),
+            "the full window was noticed: the confirmation wakes"
+        );
+        // Bytes close the window too.
+        let tight = Limits { max_bytes: 40, ..l };
+        s.push(msg("twenty bytes of text"), &tight).unwrap();
+        assert!(matches!(sse_step(&mut s, stream, &tight).0, SseStep::Write));
+        assert!(!s.sse_drained(), "the bytes written fill the window");
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn stream_response<H: EngineHandler>(
         keepalive,
         timer: Box::pin(tokio::time::sleep(keepalive)),
         last_write: Instant::now(),
+        quiet_since: None,
         done: false,
     };
     let body = futures_util::stream::unfold(state, next_chunk);
@@ -115,6 +116,10 @@ struct StreamState<D: Send + Sync + 'static> {
     timer: Pin<Box<Sleep>>,
     /// When the stream last wrote something; the keep-alive goes `keepalive` after it.
     last_write: Instant,
+    /// The session's wake-up count before a write that took everything there was
+    /// ([`SessionState::sse_drained`]): while it stays the same, nothing new came,
+    /// and the look the HTTP writer takes right after each chunk is skipped.
+    quiet_since: Option<u64>,
     done: bool,
 }
 
@@ -132,21 +137,28 @@ async fn next_chunk<D: Send + Sync + 'static>(
         let changed = session.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let ids = &mut state.ids;
-        let limits = *session.limits();
-        let (step, chunk) = session.with_state(|s| write_step(s, state.stream_id, &limits, ids));
-        match step {
-            SseStep::Write => {
-                state.last_write = Instant::now();
-                session.enforce_limits();
-                return Some((Ok(chunk), state));
+        let wakes = session.wakes();
+        if state.quiet_since.take() != Some(wakes) {
+            let ids = &mut state.ids;
+            let limits = *session.limits();
+            let (step, chunk, drained) = session.with_state(|s| {
+                let (step, chunk) = write_step(s, state.stream_id, &limits, ids);
+                (step, chunk, s.sse_drained())
+            });
+            match step {
+                SseStep::Write => {
+                    state.last_write = Instant::now();
+                    state.quiet_since = drained.then_some(wakes);
+                    session.enforce_limits();
+                    return Some((Ok(chunk), state));
+                }
+                SseStep::Finish => {
+                    state.done = true;
+                    return Some((Ok(chunk), state));
+                }
+                SseStep::Superseded => return None,
+                SseStep::Wait => {}
             }
-            SseStep::Finish => {
-                state.done = true;
-                return Some((Ok(chunk), state));
-            }
-            SseStep::Superseded => return None,
-            SseStep::Wait => {}
         }
         let timer_fired = tokio::select! {
             biased;
@@ -206,7 +218,7 @@ pub(crate) fn write_step(
         return (step, Bytes::new());
     }
     let chunk = Bytes::from(out);
-    s.retain_sse(first, chunk.clone());
+    s.retain_sse(first, chunk.clone(), limits);
     (step, chunk)
 }
 
