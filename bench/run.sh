@@ -6,6 +6,12 @@
 #   bench/run.sh --rounds 3      more rounds (default 2)
 #   bench/run.sh --quick         tiny sizes, tidewire only, checks the tool works; writes no docs
 #   bench/run.sh --only fanout   only the scenarios whose name contains the word
+#   bench/run.sh --only fanout- --servers tidewire --rounds 3
+#                                only these servers (here: tidewire's WebSocket, SSE and
+#                                polling fan-out, three interleaved rounds)
+#
+# A full run rewrites docs/benchmarks.md and docs/benchmarks.svg. A partial one (--only,
+# --servers) writes its report next to its results instead and prints how to merge it.
 #
 # Servers run pinned to core 0 (taskset -c 0), the load generator on core 1. Every run
 # is bounded in time (timeout) and every wait loop in count. Loopback only.
@@ -16,12 +22,14 @@ cd "$ROOT"
 QUICK=0
 ROUNDS=2
 ONLY=""
+SERVERS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --rounds) ROUNDS="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--rounds N] [--only WORD]" >&2; exit 2 ;;
+    --servers) SERVERS="$2"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--rounds N] [--only WORD] [--servers 'NAME ...']" >&2; exit 2 ;;
   esac
   shift
 done
@@ -153,7 +161,11 @@ for round in $(seq 1 "$ROUNDS"); do
   for spec in "${SCENARIOS[@]}"; do
     IFS='|' read -r name servers loadargs <<< "$spec"
     if [ -n "$ONLY" ] && [[ "$name" != *"$ONLY"* ]]; then continue; fi
-    order=($servers)
+    order=()
+    for server in $servers; do
+      if [ -z "$SERVERS" ] || [[ " $SERVERS " == *" $server "* ]]; then order+=("$server"); fi
+    done
+    [ ${#order[@]} = 0 ] && continue
     if [ $((round % 2)) = 0 ]; then # A B, then B A: interleaved
       rev=(); for ((i=${#order[@]}-1; i>=0; i--)); do rev+=("${order[$i]}"); done; order=("${rev[@]}")
     fi
@@ -174,6 +186,10 @@ done
 
 if [ $QUICK = 1 ]; then
   python3 bench/report.py --check "$RESULTS"
+elif [ -n "$ONLY$SERVERS" ]; then
+  python3 bench/report.py "$RESULTS" --md "${RESULTS%.jsonl}.md" --svg "${RESULTS%.jsonl}.svg"
+  echo "== partial run: report in ${RESULTS%.jsonl}.md; to merge it with a full run:" >&2
+  echo "   python3 bench/report.py FULL.jsonl $RESULTS --md docs/benchmarks.md --svg docs/benchmarks.svg" >&2
 else
   python3 bench/report.py "$RESULTS" --md docs/benchmarks.md --svg docs/benchmarks.svg
   echo "== wrote docs/benchmarks.md and docs/benchmarks.svg" >&2
