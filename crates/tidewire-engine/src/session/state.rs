@@ -1164,15 +1164,21 @@ mod tests {
         (step, events)
     }
 
+    /// An SSE session reading `channel`, its stream open, one packet queued directly.
+    fn sse_subscribed(channel: &crate::Channel, l: &Limits) -> (SessionState, Arc<Fake>, u32) {
+        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), l);
+        let fake = Arc::new(Fake::default());
+        assert!(s.subscribe(&channel.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
+        let (stream, _) = s.begin_sse_stream(None).unwrap();
+        s.push(msg("direct"), l).unwrap();
+        (s, fake, stream)
+    }
+
     #[test]
     fn sse_writes_channel_entries_and_keeps_them_until_confirmed() {
         let l = limits();
         let channel = crate::Channel::new(0, 16, 1000);
-        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
-        let fake = Arc::new(Fake::default());
-        assert!(s.subscribe(&channel.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
-        let (stream, _) = s.begin_sse_stream(None).unwrap();
-        s.push(msg("direct"), &l).unwrap();
+        let (mut s, _fake, stream) = sse_subscribed(&channel, &l);
         for n in 0..4 {
             channel.publish(&[msg(&n.to_string())]);
         }
@@ -1242,11 +1248,7 @@ mod tests {
             ..limits()
         };
         let channel = crate::Channel::new(0, 16, 1000);
-        let mut s = SessionState::new(TransportKind::Sse, Instant::now(), &l);
-        let fake = Arc::new(Fake::default());
-        assert!(s.subscribe(&channel.0, Arc::downgrade(&fake) as Weak<dyn Subscriber>));
-        let (stream, _) = s.begin_sse_stream(None).unwrap();
-        s.push(msg("direct"), &l).unwrap();
+        let (mut s, fake, stream) = sse_subscribed(&channel, &l);
         channel.publish(&[msg("a")]);
         assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
         assert!(s.sse_drained(), "two of four: read to the tail, room left");
