@@ -145,8 +145,8 @@ pub(crate) struct SessionState {
     /// The SSE stream found its window full (see [`SessionState::sse_next`]):
     /// a confirmation must wake it.
     sse_window_full: bool,
-    /// The last SSE write took everything there was and left room in the
-    /// window: until something wakes the session, another look finds nothing.
+    /// The last SSE write took everything there was (see
+    /// [`SessionState::sse_drained`]).
     sse_drained: bool,
     next_ping_at: Instant,
     pong_deadline: Option<Instant>,
@@ -695,14 +695,9 @@ impl SessionState {
 
     /// Keeps `chunk`, which carried the events from id `first` to the last one
     /// written, until the client confirms them (see [`Self::sse_next`]).
-    pub(crate) fn retain_sse(&mut self, first: u64, chunk: Bytes, limits: &Limits) {
+    pub(crate) fn retain_sse(&mut self, first: u64, chunk: Bytes) {
         if self.down_seq < first || self.transport != TransportKind::Sse {
             return;
-        }
-        if self.sse_sent_bytes + chunk.len() >= limits.max_bytes {
-            // The window closes with these bytes: the next look must see that
-            // (and mark that a confirmation has to wake the stream).
-            self.sse_drained = false;
         }
         self.sse_unconfirmed += (self.down_seq + 1 - first) as usize;
         self.sse_sent_bytes += chunk.len();
@@ -796,10 +791,12 @@ impl SessionState {
         }
     }
 
-    /// Whether the last [`Self::sse_next`] that wrote took everything and left
-    /// room in the window: what it would find next comes with a wake-up.
-    pub(crate) fn sse_drained(&self) -> bool {
-        self.sse_drained
+    /// Whether the last [`Self::sse_next`] that wrote took everything and the
+    /// window (its chunk retained) still has room: what another look would find
+    /// comes with a wake-up. A full window is not drained: the next look marks
+    /// that a confirmation has to wake the stream.
+    pub(crate) fn sse_drained(&self, limits: &Limits) -> bool {
+        self.sse_drained && self.sse_window(limits) > 0
     }
 
     /// How many more events the SSE stream may write before the client
@@ -1159,7 +1156,7 @@ mod tests {
             events.push((id, p.clone()))
         });
         if matches!(step, SseStep::Write | SseStep::Finish) {
-            s.retain_sse(first, sse::encode_events(&events), l);
+            s.retain_sse(first, sse::encode_events(&events));
         }
         (step, events)
     }
@@ -1251,7 +1248,10 @@ mod tests {
         let (mut s, fake, stream) = sse_subscribed(&channel, &l);
         channel.publish(&[msg("a")]);
         assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
-        assert!(s.sse_drained(), "two of four: read to the tail, room left");
+        assert!(
+            s.sse_drained(&l),
+            "two of four: read to the tail, room left"
+        );
         // The channel's next entry wakes it (it read to the tail).
         let woken = fake.woken.load(std::sync::atomic::Ordering::Relaxed);
         channel.publish(&[msg("b")]);
@@ -1260,11 +1260,11 @@ mod tests {
             woken + 1
         );
         assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
-        assert!(s.sse_drained());
+        assert!(s.sse_drained(&l));
         // The fourth event fills the window: the next look must mark it full.
         channel.publish(&[msg("c"), msg("d")]);
         assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Write));
-        assert!(!s.sse_drained(), "window full, an entry left unread");
+        assert!(!s.sse_drained(&l), "window full, an entry left unread");
         assert!(matches!(sse_step(&mut s, stream, &l).0, SseStep::Wait));
         assert!(
             s.ack(4),
@@ -1274,7 +1274,7 @@ mod tests {
         let tight = Limits { max_bytes: 40, ..l };
         s.push(msg("twenty bytes of text"), &tight).unwrap();
         assert!(matches!(sse_step(&mut s, stream, &tight).0, SseStep::Write));
-        assert!(!s.sse_drained(), "the bytes written fill the window");
+        assert!(!s.sse_drained(&tight), "the bytes written fill the window");
     }
 
     #[test]

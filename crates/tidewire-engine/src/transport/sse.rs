@@ -143,7 +143,7 @@ async fn next_chunk<D: Send + Sync + 'static>(
             let limits = *session.limits();
             let (step, chunk, drained) = session.with_state(|s| {
                 let (step, chunk) = write_step(s, state.stream_id, &limits, ids);
-                (step, chunk, s.sse_drained())
+                (step, chunk, s.sse_drained(&limits))
             });
             match step {
                 SseStep::Write => {
@@ -218,7 +218,7 @@ pub(crate) fn write_step(
         return (step, Bytes::new());
     }
     let chunk = Bytes::from(out);
-    s.retain_sse(first, chunk.clone(), limits);
+    s.retain_sse(first, chunk.clone());
     (step, chunk)
 }
 
