@@ -524,7 +524,7 @@ var SseParser = class {
 
 // src/transports/sse.js
 var MAX_RESUMES = 3;
-var CONFIRM_AFTER_EVENTS = 1024;
+var CONFIRM_AFTER_PACKETS = 1024;
 var CONFIRM_AFTER_MS = 1e3;
 var SseTransport = class extends Transport {
   get name() {
@@ -542,7 +542,7 @@ var SseTransport = class extends Transport {
     this._onStreamEnd = null;
     this._counter = 0;
     this._unconfirmed = 0;
-    this._confirmAfter = 1 + Math.floor(Math.random() * CONFIRM_AFTER_EVENTS);
+    this._confirmAfter = 1 + Math.floor(Math.random() * CONFIRM_AFTER_PACKETS);
     this._confirmTimer = null;
   }
   open() {
@@ -613,35 +613,55 @@ var SseTransport = class extends Transport {
     if (this._abort === abort) this._abort = null;
     this._streamEnded(abort, failure);
   }
-  /** @param {import('../sse-parser.js').SseEvent} event */
+  /**
+   * An event carries one packet (`t64`: base64 of its text) or several joined by
+   * 0x1E, as in a polling payload; its id is its last packet's (docs/sse.md).
+   * @param {import('../sse-parser.js').SseEvent} event
+   */
   _event(event) {
+    let raws;
+    try {
+      raws = event.type === "t64" ? [utf8Decode(base64ToBytes(event.data))] : event.data.split("");
+    } catch (err) {
+      this._invalid(err);
+      return;
+    }
     if (event.id) {
       this.lastEventId = event.id;
-      this._unconfirmed++;
+      this._unconfirmed += raws.length;
       if (this._unconfirmed >= this._confirmAfter) this._confirm();
       else this._confirmLater();
     }
     this._resumes = 0;
-    let packet;
-    try {
-      const raw = event.type === "t64" ? utf8Decode(base64ToBytes(event.data)) : event.data;
-      packet = decodePacket(raw);
-    } catch (err) {
-      this._abort?.abort();
-      this._onClose("transport error", new Error(`invalid SSE event: ${/** @type {Error} */
-      err.message}`));
-      return;
+    for (const raw of raws) {
+      if (this.closed) return;
+      let packet;
+      try {
+        packet = decodePacket(raw);
+      } catch (err) {
+        this._invalid(err);
+        return;
+      }
+      this._onPacket(packet);
+      if (packet.type === "close") {
+        this._abort?.abort();
+        this._onClose("transport close");
+        return;
+      }
+      if (packet.type === "noop" && this._onStreamEnd) {
+        this._abort?.abort();
+        const done = this._onStreamEnd;
+        this._onStreamEnd = null;
+        done();
+        return;
+      }
     }
-    this._onPacket(packet);
-    if (packet.type === "close") {
-      this._abort?.abort();
-      this._onClose("transport close");
-    } else if (packet.type === "noop" && this._onStreamEnd) {
-      this._abort?.abort();
-      const done = this._onStreamEnd;
-      this._onStreamEnd = null;
-      done();
-    }
+  }
+  /** @param {unknown} err */
+  _invalid(err) {
+    this._abort?.abort();
+    this._onClose("transport error", new Error(`invalid SSE event: ${/** @type {Error} */
+    err.message}`));
   }
   /**
    * @param {AbortController} abort
@@ -699,7 +719,7 @@ var SseTransport = class extends Transport {
     const extra = { t: this._cacheBuster() };
     if (this.lastEventId) extra.ack = this.lastEventId;
     this._unconfirmed = 0;
-    this._confirmAfter = CONFIRM_AFTER_EVENTS;
+    this._confirmAfter = CONFIRM_AFTER_PACKETS;
     this._stopConfirming();
     try {
       const res = await this.fetch(this.uri(extra), {

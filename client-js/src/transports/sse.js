@@ -10,10 +10,10 @@ import { base64ToBytes, utf8Decode } from '../base64.js';
 /** How many times in a row a dropped stream is reopened before the transport gives up. */
 const MAX_RESUMES = 3;
 /**
- * The server keeps every event until it is confirmed, and writes at most
+ * The server keeps every packet until it is confirmed, and writes at most
  * `max_buffered_packets` (4096 by default) unconfirmed ones before it waits for a
  * confirmation. A client that only listens would confirm once per ping interval
- * (with its pong), which a busy room outruns: confirm after this many events (a
+ * (with its pong), which a busy room outruns: confirm after this many packets (a
  * quarter of the default window, so the stream seldom waits for the round trip; in
  * the fan-out benchmark 1024 beat 512, whose POSTs cost the server more, and 2048,
  * which let a busy stream wait), or this long after the first unconfirmed one.
@@ -21,11 +21,11 @@ const MAX_RESUMES = 3;
  * Every client in a room receives the same events at the same moment; with the same
  * count and the same timer they would all POST at once, a burst the server answers
  * while everyone's events wait. So each client confirms at its own phase: its first
- * count is a random share of CONFIRM_AFTER_EVENTS, and each timer a random 50–100 %
- * of CONFIRM_AFTER_MS. (In the fan-out benchmark, 200 clients at 1000 events/s:
+ * count is a random share of CONFIRM_AFTER_PACKETS, and each timer a random 50–100 %
+ * of CONFIRM_AFTER_MS. (In the fan-out benchmark, 200 clients at 1000 packets/s:
  * p99 latency 24–37 ms in step, 4–7 ms spread.)
  */
-const CONFIRM_AFTER_EVENTS = 1024;
+const CONFIRM_AFTER_PACKETS = 1024;
 const CONFIRM_AFTER_MS = 1000;
 
 export class SseTransport extends Transport {
@@ -48,10 +48,10 @@ export class SseTransport extends Transport {
     /** @type {(() => void) | null} */
     this._onStreamEnd = null;
     this._counter = 0;
-    /** Events received since the last POST carried `ack=`. */
+    /** Packets received since the last POST carried `ack=`. */
     this._unconfirmed = 0;
-    /** How many unconfirmed events make a confirmation due (the first one at a random phase). */
-    this._confirmAfter = 1 + Math.floor(Math.random() * CONFIRM_AFTER_EVENTS);
+    /** How many unconfirmed packets make a confirmation due (the first one at a random phase). */
+    this._confirmAfter = 1 + Math.floor(Math.random() * CONFIRM_AFTER_PACKETS);
     /** @type {ReturnType<typeof setTimeout> | null} */
     this._confirmTimer = null;
   }
@@ -125,35 +125,57 @@ export class SseTransport extends Transport {
     this._streamEnded(abort, failure);
   }
 
-  /** @param {import('../sse-parser.js').SseEvent} event */
+  /**
+   * An event carries one packet (`t64`: base64 of its text) or several joined by
+   * 0x1E, as in a polling payload; its id is its last packet's (docs/sse.md).
+   * @param {import('../sse-parser.js').SseEvent} event
+   */
   _event(event) {
+    /** @type {string[]} */
+    let raws;
+    try {
+      raws = event.type === 't64' ? [utf8Decode(base64ToBytes(event.data))] : event.data.split('\x1e');
+    } catch (err) {
+      this._invalid(err);
+      return;
+    }
     if (event.id) {
       this.lastEventId = event.id;
-      this._unconfirmed++;
+      this._unconfirmed += raws.length;
       if (this._unconfirmed >= this._confirmAfter) this._confirm();
       else this._confirmLater();
     }
     this._resumes = 0;
-    let packet;
-    try {
-      const raw = event.type === 't64' ? utf8Decode(base64ToBytes(event.data)) : event.data;
-      packet = decodePacket(raw);
-    } catch (err) {
-      this._abort?.abort();
-      this._onClose('transport error', new Error(`invalid SSE event: ${/** @type {Error} */ (err).message}`));
-      return;
+    for (const raw of raws) {
+      if (this.closed) return;
+      let packet;
+      try {
+        packet = decodePacket(raw);
+      } catch (err) {
+        this._invalid(err);
+        return;
+      }
+      this._onPacket(packet);
+      if (packet.type === 'close') {
+        this._abort?.abort();
+        this._onClose('transport close');
+        return;
+      }
+      if (packet.type === 'noop' && this._onStreamEnd) {
+        // During an upgrade the noop is the stream's last event (docs/sse.md).
+        this._abort?.abort();
+        const done = this._onStreamEnd;
+        this._onStreamEnd = null;
+        done();
+        return;
+      }
     }
-    this._onPacket(packet);
-    if (packet.type === 'close') {
-      this._abort?.abort();
-      this._onClose('transport close');
-    } else if (packet.type === 'noop' && this._onStreamEnd) {
-      // During an upgrade the noop is the stream's last event (docs/sse.md).
-      this._abort?.abort();
-      const done = this._onStreamEnd;
-      this._onStreamEnd = null;
-      done();
-    }
+  }
+
+  /** @param {unknown} err */
+  _invalid(err) {
+    this._abort?.abort();
+    this._onClose('transport error', new Error(`invalid SSE event: ${/** @type {Error} */ (err).message}`));
   }
 
   /**
@@ -219,7 +241,7 @@ export class SseTransport extends Transport {
     const extra = { t: this._cacheBuster() };
     if (this.lastEventId) extra.ack = this.lastEventId;
     this._unconfirmed = 0;
-    this._confirmAfter = CONFIRM_AFTER_EVENTS;
+    this._confirmAfter = CONFIRM_AFTER_PACKETS;
     this._stopConfirming();
     try {
       const res = await this.fetch(this.uri(extra), {
