@@ -24,11 +24,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use bytes::Bytes;
-
 use parking_lot::RwLock;
 
 use crate::packet::EncodedPacket;
+use crate::transport::sse::SsePiece;
 
 /// Entries kept before the publisher looks for what every subscriber has read.
 const TRIM_EVERY: usize = 64;
@@ -97,9 +96,9 @@ pub(crate) struct Entry {
     /// so what a reader has pending is one subtraction, not a pass.
     start: u64,
     packet: EncodedPacket,
-    /// The packet's SSE `data:` lines, built by the first SSE reader and
-    /// shared by every other: only the `id:` line differs between streams.
-    sse_data: OnceLock<Bytes>,
+    /// How the packet travels in an event stream, worked out by the first SSE
+    /// reader for every other.
+    sse_piece: OnceLock<SsePiece>,
 }
 
 impl Entry {
@@ -108,11 +107,10 @@ impl Entry {
         &self.packet
     }
 
-    /// The packet as SSE `data:` lines and the blank line that ends an
-    /// event, encoded once for all the channel's SSE subscribers.
-    pub(crate) fn sse_data(&self) -> &Bytes {
-        self.sse_data
-            .get_or_init(|| crate::transport::sse::data_lines(&self.packet))
+    /// How the packet travels in an event stream, encoded once for all the
+    /// channel's SSE subscribers.
+    pub(crate) fn sse_piece(&self) -> &SsePiece {
+        self.sse_piece.get_or_init(|| SsePiece::of(&self.packet))
     }
 }
 
@@ -263,7 +261,7 @@ impl Channel {
                     seq,
                     start,
                     packet: packet.clone(),
-                    sse_data: OnceLock::new(),
+                    sse_piece: OnceLock::new(),
                 });
             }
             if log.entries.len() >= log.trim_at

@@ -12,13 +12,19 @@ use hyper_util::rt::TokioIo;
 use tidewire_engine::{CloseReason, EngineConfig, TransportKind};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A live event stream and the events parsed from it so far.
+/// A live event stream and the packets parsed from it so far.
 struct EventStream {
     body: hyper::body::Incoming,
     buf: String,
+    /// Packets of the last event read, not yet handed out.
+    pending: std::collections::VecDeque<Event>,
+    /// Whether the last event held several packets.
+    batched: bool,
     headers: http::HeaderMap,
 }
 
+/// One packet as the stream carried it: its sequence number (from the id of its
+/// event, which is its last packet's) and its text.
 #[derive(Debug, PartialEq)]
 struct Event {
     id: Option<u64>,
@@ -47,23 +53,25 @@ impl EventStream {
         Self {
             body: res.into_body(),
             buf: String::new(),
+            pending: Default::default(),
+            batched: false,
             headers,
         }
     }
 
-    /// The next event, skipping keep-alive comments; `None` when the stream ends.
+    /// The next packet, skipping keep-alive comments; `None` when the stream ends.
     async fn next(&mut self) -> Option<Event> {
         loop {
+            if let Some(packet) = self.pending.pop_front() {
+                return Some(packet);
+            }
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
-                let mut event = Event {
-                    id: None,
-                    data: String::new(),
-                };
+                let mut id = None;
                 let mut data = Vec::new();
                 for line in block.lines() {
-                    if let Some(id) = line.strip_prefix("id: ") {
-                        event.id = id.parse().ok();
+                    if let Some(value) = line.strip_prefix("id: ") {
+                        id = value.parse::<u64>().ok();
                     } else if let Some(d) = line.strip_prefix("data: ") {
                         data.push(d);
                     }
@@ -71,8 +79,17 @@ impl EventStream {
                 if data.is_empty() {
                     continue; // a comment
                 }
-                event.data = data.join("\n");
-                return Some(event);
+                let data = data.join("\n");
+                let packets: Vec<&str> = data.split('\u{1e}').collect();
+                self.batched = packets.len() > 1;
+                let first = id.map(|last| last + 1 - packets.len() as u64);
+                for (i, packet) in packets.into_iter().enumerate() {
+                    self.pending.push_back(Event {
+                        id: first.map(|first| first + i as u64),
+                        data: packet.to_owned(),
+                    });
+                }
+                continue;
             }
             let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
                 .await
@@ -143,6 +160,16 @@ async fn handshake_stream_headers_and_echo_over_post() {
             data: "bAQI=".into()
         }
     );
+    // Packets queued together travel in one event, separated by 0x1E; its id is
+    // the last one's.
+    for text in ["x", "y", "z"] {
+        session.send_text(text).unwrap();
+    }
+    for (id, data) in [(5, "4x"), (6, "4y"), (7, "4z")] {
+        let packet = stream.next().await.unwrap();
+        assert!(stream.batched, "one event for the three");
+        assert_eq!((packet.id, packet.data.as_str()), (Some(id), data));
+    }
 }
 
 #[tokio::test]
@@ -150,23 +177,29 @@ async fn dropped_stream_resumes_with_last_event_id_without_loss_or_doubles() {
     let server = start(EngineConfig::default()).await;
     let (mut stream, sid) = open_sse(server.addr).await;
     let session = server.engine.session(&sid.parse().unwrap()).unwrap();
-    for i in 0..5 {
-        session.send_text(&i.to_string()).unwrap();
-    }
-    // The client read events 2..=4 (messages 0..=2), then its stream dropped.
+    // The client reads the event that carries messages 0 and 1.
+    session.send_text("0").unwrap();
+    session.send_text("1").unwrap();
     let mut got = Vec::new();
     let mut last = 0;
-    for _ in 0..3 {
-        let event = stream.next().await.unwrap();
-        last = event.id.unwrap();
-        got.push(event.data);
+    while got.len() < 2 {
+        let packet = stream.next().await.unwrap();
+        last = packet.id.unwrap();
+        got.push(packet.data);
     }
+    assert!(stream.pending.is_empty(), "an event ends after message 1");
+    // Messages 2..5 are written to the stream, which drops before the client reads them.
+    for i in 2..5 {
+        session.send_text(&i.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
     drop(stream);
     for i in 5..8 {
         session.send_text(&i.to_string()).unwrap();
     }
+    // Resumed after the last event read: what was written but not read comes again.
     let mut stream = EventStream::open(server.addr, &format!("&sid={sid}"), Some(last)).await;
-    for _ in 0..5 {
+    for _ in 2..8 {
         got.push(stream.next_data().await);
     }
     let expected: Vec<String> = (0..8).map(|i| format!("4{i}")).collect();

@@ -171,16 +171,21 @@ async fn sse_client(addr: std::net::SocketAddr, counter: Arc<Counter>, ready: Ar
     let head = read_head(&mut stream, &mut buf).await;
     assert!(buf.starts_with(b"HTTP/1.1 200"), "no event stream");
     buf.drain(..head);
-    // Events end with "\n\n"; the chunked framing never puts two '\n' together.
-    let mut events = 0u64;
+    // Events end with "\n\n" (the chunked framing never puts two '\n' together);
+    // the packets within one are separated by 0x1E.
+    let mut packets = 0u64;
+    let mut separators = 0u64;
     let mut last = 0u8;
     let mut chunk = vec![0u8; 64 * 1024];
     let mut pos = 0;
     loop {
         for &b in &buf[pos..] {
-            if b == b'\n' && last == b'\n' {
-                events += 1;
-                if events == 1 {
+            if b == 0x1e {
+                separators += 1;
+            } else if b == b'\n' && last == b'\n' {
+                let before = packets;
+                packets += 1 + std::mem::take(&mut separators);
+                if before == 0 {
                     // The open packet: connect to `/` with a POST.
                     let text = String::from_utf8_lossy(&buf);
                     let sid = text
@@ -191,15 +196,16 @@ async fn sse_client(addr: std::net::SocketAddr, counter: Arc<Counter>, ready: Ar
                         .to_owned();
                     let path = format!("/socket.io/?EIO=4&transport=sse&sid={sid}");
                     tokio::spawn(async move { post(addr, &path, "40").await });
-                } else if events == 2 {
-                    ready.add(1);
-                } else {
-                    counter.add(1);
                 }
+                // Packet 2 is the namespace's connect reply; the rest are ticks.
+                if before < 2 && packets >= 2 {
+                    ready.add(1);
+                }
+                counter.add(packets.saturating_sub(before.max(2)));
                 last = 0;
-            } else {
-                last = b;
+                continue;
             }
+            last = b;
         }
         buf.clear();
         pos = 0;

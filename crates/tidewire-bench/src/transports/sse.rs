@@ -2,7 +2,7 @@
 //! response, upstream is POSTs as in polling. Every POST carries `ack=<last id>`; when
 //! nothing else is queued the writer POSTs a noop `6` every `SSE_ACK_MS` (1000 ms;
 //! env `TIDEWIRE_BENCH_SSE_ACK_MS`) while unconfirmed events exist, and after every
-//! [`CONFIRM_AFTER_EVENTS`] events, so the server can drop what it retains for
+//! [`CONFIRM_AFTER_PACKETS`] packets, so the server can drop what it retains for
 //! resumption: the bundled client's policy (client-js/src/transports/sse.js). Each client
 //! runs its timer and counts its events at a phase of its own, as that client does.
 
@@ -14,8 +14,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::sync::{mpsc, Notify};
 
-/// Events after which the writer confirms without waiting for its timer.
-const CONFIRM_AFTER_EVENTS: u64 = 1024;
+/// Packets after which the writer confirms without waiting for its timer.
+const CONFIRM_AFTER_PACKETS: u64 = 1024;
 
 /// What the stream reader tells the writer: the last event id, and when to confirm early.
 struct Received {
@@ -52,15 +52,16 @@ pub async fn open(
         data: Vec::new(),
         at: 0,
         chunk: None,
-        next: NextId::default(),
     };
-    let (_, open) = events.next().await?;
+    let first = events.next().await?;
+    let open = String::from_utf8_lossy(&first[0].1).into_owned();
     let sid = sid_of(&open).ok_or_else(|| format!("no sid in {open:?}"))?;
     // Every client of a room receives the same events at the same moment: confirming at
     // the same ids (or on timers started together), they would all POST at once, and
     // the burst shows in everyone's latency. Each client confirms at its own phase.
     let phase = spread(&sid);
-    let offset = phase % CONFIRM_AFTER_EVENTS;
+    // The first confirmation comes after a share of the count that differs per client.
+    let mut confirm_at = 1 + phase % CONFIRM_AFTER_PACKETS;
     let received = Arc::new(Received {
         last: AtomicU64::new(1),
         confirm: Notify::new(),
@@ -79,26 +80,27 @@ pub async fn open(
         received.clone(),
     ));
     tokio::spawn(async move {
-        loop {
-            let handled = events.drain(|id, p| {
-                if let Some(id) = id {
-                    received.last.store(id, Relaxed);
-                    if id % CONFIRM_AFTER_EVENTS == offset {
-                        received.confirm.notify_one();
-                    }
+        let mut handle = |id: Option<u64>, p: &[u8]| {
+            if let Some(id) = id {
+                received.last.store(id, Relaxed);
+                if id >= confirm_at {
+                    confirm_at = id + CONFIRM_AFTER_PACKETS;
+                    received.confirm.notify_one();
                 }
-                match inbound.packet(p) {
-                    Reply::Pong => {
-                        let _ = pong_tx.send(());
-                        true
-                    }
-                    Reply::Close => false,
-                    Reply::None => true,
-                }
-            });
-            if !matches!(handled, Ok(true)) || events.more().await.is_err() {
-                break;
             }
+            match inbound.packet(p) {
+                Reply::Pong => {
+                    let _ = pong_tx.send(());
+                    true
+                }
+                Reply::Close => false,
+                Reply::None => true,
+            }
+        };
+        // The open packet is handled; anything that shared its event is not.
+        let mut go_on = first[1..].iter().all(|(id, p)| handle(*id, p));
+        while go_on {
+            go_on = matches!(events.drain(&mut handle), Ok(true)) && events.more().await.is_ok();
         }
         inbound.closed();
     });
@@ -117,8 +119,8 @@ fn spread(sid: &str) -> u64 {
 /// What [`simple_event`] makes of the bytes at the start of the unread buffer.
 #[derive(Debug, PartialEq, Eq)]
 enum Simple {
-    /// `id: N` (optional), one `data:` line, blank line: the id, where the data is,
-    /// and the length of the whole event.
+    /// One `data:` line (packets separated by 0x1E), `id: N` (optional), blank line:
+    /// the id, where the data is, and the length of the whole event.
     Event {
         id: Option<u64>,
         data: std::ops::Range<usize>,
@@ -130,68 +132,28 @@ enum Simple {
     Other,
 }
 
-/// The id the next event most likely has (the last one plus one; a stream's ids count
-/// up by one) as its id line's text, so that a matching line is read with one
-/// comparison instead of a parse, digit by digit, of a multiply-add chain.
-struct NextId {
-    value: u64,
-    /// The digits and the line's `\n`.
-    line: [u8; 21],
-    len: usize,
-}
-
-impl Default for NextId {
-    fn default() -> Self {
-        let mut next = NextId {
-            value: 0,
-            line: [0; 21],
-            len: 0,
-        };
-        next.set(1);
-        next
-    }
-}
-
-impl NextId {
-    fn set(&mut self, value: u64) {
-        let digits = value.to_string();
-        self.value = value;
-        self.len = digits.len() + 1;
-        self.line[..digits.len()].copy_from_slice(digits.as_bytes());
-        self.line[digits.len()] = b'\n';
-    }
-
-    /// Counts on to the id after the one just read.
-    #[inline]
-    fn advance(&mut self) {
-        for at in (0..self.len - 1).rev() {
-            if self.line[at] == b'9' {
-                self.line[at] = b'0';
-            } else {
-                self.line[at] += 1;
-                self.value += 1;
-                return;
-            }
-        }
-        self.set(self.value + 1); // all nines: one more digit
-    }
-}
-
-/// The usual event in one forward pass: the id line is compared with the expected
-/// one (or its digits parsed where they stand), and the line end after the data
-/// (found eight bytes at a time: an event's data is a few dozen bytes, too short for
-/// `memchr`'s setup to pay) is also the event's end.
+/// The usual event in one forward pass: its data line, then the id line's digits
+/// parsed where they stand.
 #[inline(always)]
-fn simple_event(buf: &[u8], next: &mut NextId) -> Simple {
+fn simple_event(buf: &[u8]) -> Simple {
     const ID: &[u8] = b"id: ";
     const DATA: &[u8] = b"data: ";
-    let mut at = 0;
+    if !buf.starts_with(DATA) {
+        return if DATA.starts_with(buf) {
+            Simple::Incomplete
+        } else {
+            Simple::Other
+        };
+    }
+    let start = DATA.len();
+    let Some(eol) = memchr::memchr(b'\n', &buf[start..]).map(|i| start + i) else {
+        return Simple::Incomplete;
+    };
+    let mut at = eol + 1;
+    let rest = &buf[at..];
     let mut id = None;
-    if buf.starts_with(ID) && buf[ID.len()..].starts_with(&next.line[..next.len]) {
-        at = ID.len() + next.len;
-        id = Some(next.value);
-    } else if buf.starts_with(ID) {
-        at = ID.len();
+    if rest.starts_with(ID) {
+        at += ID.len();
         let mut n = 0u64;
         let mut digits = 0;
         loop {
@@ -208,60 +170,32 @@ fn simple_event(buf: &[u8], next: &mut NextId) -> Simple {
         }
         at += 1;
         id = Some(n);
-    } else if ID.starts_with(buf) {
+    } else if rest.len() < ID.len() && ID.starts_with(rest) {
         return Simple::Incomplete;
     }
-    let rest = &buf[at..];
-    if !rest.starts_with(DATA) {
-        return if DATA.starts_with(rest) {
-            Simple::Incomplete
-        } else {
-            Simple::Other
-        };
-    }
-    let start = at + DATA.len();
-    let Some(eol) = line_end(&buf[start..]).map(|i| start + i) else {
-        return Simple::Incomplete;
-    };
-    match buf.get(eol + 1) {
+    match buf.get(at) {
         None => Simple::Incomplete,
-        Some(b'\n') => {
-            match id {
-                Some(id) if id == next.value => next.advance(),
-                Some(id) => next.set(id.wrapping_add(1)),
-                None => {}
-            }
-            Simple::Event {
-                id,
-                data: start..eol,
-                len: eol + 2,
-            }
-        }
+        Some(b'\n') => Simple::Event {
+            id,
+            data: start..eol,
+            len: at + 1,
+        },
         Some(_) => Simple::Other,
     }
 }
 
-/// The index of the first `\n` in `buf`, eight bytes at a time.
+/// Hands each packet of an event's data (separated by 0x1E) to `f`, the event's id
+/// with the last one (the id is the last packet's). Returns false if `f` asked to stop
+/// after this event.
 #[inline]
-fn line_end(buf: &[u8]) -> Option<usize> {
-    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let words = buf.chunks_exact(8);
-    let tail = words.remainder();
-    for (i, word) in words.enumerate() {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let word = u64::from_le_bytes(bytes) ^ LF;
-        // A zero byte of `word` (an LF of `buf`) sets its high bit here; the lowest
-        // one marks the first LF (borrows only run upwards from it).
-        let found = word.wrapping_sub(LOW) & !word & HIGH;
-        if found != 0 {
-            return Some(i * 8 + found.trailing_zeros() as usize / 8);
-        }
+fn packets(data: &[u8], id: Option<u64>, f: &mut impl FnMut(Option<u64>, &[u8]) -> bool) -> bool {
+    let mut from = 0;
+    let mut go_on = true;
+    for sep in memchr::memchr_iter(0x1e, data) {
+        go_on &= f(None, &data[from..sep]);
+        from = sep + 1;
     }
-    let at = buf.len() - tail.len();
-    tail.iter().position(|&b| b == b'\n').map(|i| at + i)
+    f(id, &data[from..]) && go_on
 }
 
 /// Incremental event-stream parser over a chunked (or close-delimited) body.
@@ -277,7 +211,6 @@ struct Events {
     at: usize,
     /// A chunk in `conn.buf` not yet parsed (only while `data` holds nothing unread).
     chunk: Option<std::ops::Range<usize>>,
-    next: NextId,
 }
 
 impl Events {
@@ -305,12 +238,13 @@ impl Events {
         Ok(())
     }
 
-    /// Hands each complete event read so far to `f` as (id, packet) until `f`
-    /// returns false; comments (keep-alives) are skipped. Returns false if `f` stopped.
+    /// Hands the packets of each complete event read so far to `f` as (id, packet)
+    /// until `f` returns false, then finishes that event; comments (keep-alives) are
+    /// skipped. Returns false if `f` stopped.
     fn drain(&mut self, mut f: impl FnMut(Option<u64>, &[u8]) -> bool) -> Result<bool, String> {
         if let Some(range) = self.chunk.take() {
             let chunk = &self.conn.buf[range];
-            let (used, go_on) = parse_events(chunk, &mut self.next, &mut f)?;
+            let (used, go_on) = parse_events(chunk, &mut f)?;
             // Kept for the next chunk (or the next call, if `f` stopped).
             self.data.extend_from_slice(&chunk[used..]);
             if !go_on {
@@ -320,20 +254,21 @@ impl Events {
                 return Ok(true);
             }
         }
-        let (used, go_on) = parse_events(&self.data[self.at..], &mut self.next, &mut f)?;
+        let (used, go_on) = parse_events(&self.data[self.at..], &mut f)?;
         self.at += used;
         Ok(go_on)
     }
 
-    /// The next event, owned (the handshake's open packet).
-    async fn next(&mut self) -> Result<(Option<u64>, String), String> {
+    /// The packets of the next event, owned (the handshake's open packet, and
+    /// whatever came with it).
+    async fn next(&mut self) -> Result<Vec<(Option<u64>, Vec<u8>)>, String> {
         loop {
-            let mut first = None;
+            let mut event = Vec::new();
             self.drain(|id, p| {
-                first = Some((id, String::from_utf8_lossy(p).into_owned()));
+                event.push((id, p.to_vec()));
                 false
             })?;
-            if let Some(event) = first {
+            if !event.is_empty() {
                 return Ok(event);
             }
             self.more().await?;
@@ -341,20 +276,19 @@ impl Events {
     }
 }
 
-/// Hands each complete event at the front of `buf` to `f` (see [`Events::drain`]).
-/// Returns the bytes used and whether `f` wants more.
+/// Hands each packet of the complete events at the front of `buf` to `f` (see
+/// [`Events::drain`]). Returns the bytes used and whether `f` wants more.
 fn parse_events(
     buf: &[u8],
-    next: &mut NextId,
     f: &mut impl FnMut(Option<u64>, &[u8]) -> bool,
 ) -> Result<(usize, bool), String> {
     let mut at = 0;
     loop {
         let unread = &buf[at..];
-        match simple_event(unread, next) {
+        match simple_event(unread) {
             Simple::Event { id, data, len } => {
                 at += len;
-                if !f(id, &unread[data]) {
+                if !packets(&unread[data], id, f) {
                     return Ok((at, false));
                 }
                 continue;
@@ -373,18 +307,18 @@ fn parse_events(
     }
 }
 
-/// Any other event: several `data:` lines, `event: t64` (base64), comments.
+/// Any other event: several `data:` lines (one packet), `event: t64` (base64 of one
+/// packet), comments.
 fn general_event(
     block: &[u8],
     f: &mut impl FnMut(Option<u64>, &[u8]) -> bool,
 ) -> Result<bool, String> {
     let mut id = None;
     let mut t64 = false;
-    let (mut data, mut data_lines) = (None, 0);
+    let mut lines = Vec::new();
     for line in block.split(|&b| b == b'\n') {
         if let Some(v) = line.strip_prefix(b"data: ") {
-            data = data.or(Some(v));
-            data_lines += 1;
+            lines.push(v);
         } else if let Some(v) = line.strip_prefix(b"id: ") {
             id = std::str::from_utf8(v)
                 .ok()
@@ -393,25 +327,18 @@ fn general_event(
             t64 = true;
         }
     }
-    Ok(match (data, data_lines, t64) {
-        (None, _, _) => true,
-        (Some(one), 1, false) => f(id, one),
-        _ => {
-            let lines: Vec<&[u8]> = block
-                .split(|&b| b == b'\n')
-                .filter_map(|l| l.strip_prefix(b"data: "))
-                .collect();
-            let joined = lines.join(&b'\n');
-            let text = if t64 {
-                base64::engine::general_purpose::STANDARD
-                    .decode(&joined)
-                    .map_err(|e| e.to_string())?
-            } else {
-                joined
-            };
-            f(id, &text)
-        }
-    })
+    if lines.is_empty() {
+        return Ok(true);
+    }
+    let joined = lines.join(&b'\n');
+    if t64 {
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(&joined)
+            .map_err(|e| e.to_string())?;
+        Ok(f(id, &text))
+    } else {
+        Ok(packets(&joined, id, f))
+    }
 }
 
 async fn writer(
@@ -473,26 +400,36 @@ async fn writer(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_events, simple_event, NextId, Simple};
+    use super::{parse_events, simple_event, Simple};
 
-    #[test]
-    fn events_are_parsed_up_to_the_one_a_chunk_cut() {
-        let stream =
-            b"id: 7\ndata: 4a\n\n:\n\ndata: x\ndata: y\n\nid: 8\ndata: 4b\n\nid: 9\ndata: 4";
+    fn parse_all(stream: &[u8]) -> (usize, bool, Vec<(Option<u64>, String)>) {
         let mut got = Vec::new();
-        let (used, more) = parse_events(stream, &mut NextId::default(), &mut |id, p| {
+        let (used, more) = parse_events(stream, &mut |id, p| {
             got.push((id, String::from_utf8_lossy(p).into_owned()));
             true
         })
         .unwrap();
+        (used, more, got)
+    }
+
+    #[test]
+    fn events_are_parsed_up_to_the_one_a_chunk_cut() {
+        let stream =
+            b"data: 4a\nid: 7\n\n:\n\ndata: x\ndata: y\n\ndata: 4b\x1e4c\nid: 9\n\ndata: 4";
+        let (used, more, got) = parse_all(stream);
         assert!(more);
-        assert_eq!(&stream[used..], b"id: 9\ndata: 4");
-        let want = [(Some(7), "4a"), (None, "x\ny"), (Some(8), "4b")];
+        assert_eq!(&stream[used..], b"data: 4");
+        let want = [
+            (Some(7), "4a"),
+            (None, "x\ny"),
+            (None, "4b"),
+            (Some(9), "4c"),
+        ];
         assert_eq!(got, want.map(|(id, p)| (id, p.to_owned())));
         // A handler that stops: the bytes after its event are left unused.
-        let (used, more) = parse_events(stream, &mut NextId::default(), &mut |_, _| false).unwrap();
+        let (used, more) = parse_events(stream, &mut |_, _| false).unwrap();
         assert!(!more);
-        assert_eq!(used, b"id: 7\ndata: 4a\n\n".len());
+        assert_eq!(used, b"data: 4a\nid: 7\n\n".len());
     }
 
     fn event(id: Option<u64>, data: std::ops::Range<usize>, len: usize) -> Simple {
@@ -501,75 +438,36 @@ mod tests {
 
     #[test]
     fn the_usual_event_is_parsed_in_one_pass() {
-        let buf = b"id: 42\ndata: 4hello\n\nid: 43";
+        let buf = b"data: 4hello\x1e4x\nid: 42\n\ndata: ";
+        assert_eq!(simple_event(buf), event(Some(42), 6..15, 24));
+        assert_eq!(simple_event(b"data: 2\n\n"), event(None, 6..7, 9));
+        assert_eq!(simple_event(b"data: \n\n"), event(None, 6..6, 8));
         assert_eq!(
-            simple_event(buf, &mut NextId::default()),
-            event(Some(42), 13..19, 21)
-        );
-        assert_eq!(
-            simple_event(b"data: 2\n\n", &mut NextId::default()),
-            event(None, 6..7, 9)
-        );
-        assert_eq!(
-            simple_event(b"data: \n\n", &mut NextId::default()),
-            event(None, 6..6, 8)
+            simple_event(b"data: 1\nid: 1234567\n\n"),
+            event(Some(1_234_567), 6..7, 21)
         );
     }
 
     #[test]
-    fn ids_are_read_whether_or_not_they_count_up_by_one() {
-        let mut stream = Vec::new();
-        let ids = [1u64, 2, 9, 10, 11, 99, 100, 101, 7, 8, 999_999, 1_000_000];
-        for id in ids {
-            stream.extend_from_slice(format!("id: {id}\ndata: 4x\n\n").as_bytes());
-        }
-        let mut got = Vec::new();
-        let (used, _) = parse_events(&stream, &mut NextId::default(), &mut |id, _| {
-            got.push(id.unwrap());
-            true
-        })
-        .unwrap();
-        assert_eq!((used, got), (stream.len(), ids.to_vec()));
-        // An id that only starts like the expected one is not taken for it.
-        let mut next = NextId::default();
-        next.set(12);
+    fn t64_and_multi_line_events_are_one_packet() {
+        let (_, _, got) =
+            parse_all(b"event: t64\ndata: NGEeYg==\nid: 3\n\ndata: 4a\ndata: b\nid: 4\n\n");
         assert_eq!(
-            simple_event(b"id: 123\ndata: 4x\n\n", &mut next),
-            event(Some(123), 14..16, 18)
+            got,
+            [
+                (Some(3), "4a\u{1e}b".to_owned()),
+                (Some(4), "4a\nb".to_owned())
+            ]
         );
-        assert_eq!(next.value, 124);
-    }
-
-    #[test]
-    fn line_ends_are_found_at_every_offset() {
-        for len in 0..40 {
-            for lf in 0..=len {
-                let mut buf = vec![b'x'; len];
-                if lf < len {
-                    buf[lf] = b'\n';
-                    // A byte just above LF must not be taken for one.
-                    buf[..lf].fill(0x0b);
-                }
-                let want = (lf < len).then_some(lf);
-                assert_eq!(super::line_end(&buf), want, "len {len} lf {lf}");
-            }
-        }
     }
 
     #[test]
     fn every_prefix_of_an_event_is_incomplete() {
-        let whole = b"id: 1234\ndata: 4[\"tick\"]\n\n";
+        let whole = b"data: 4[\"tick\"]\x1e4[]\nid: 1234\n\n";
         for cut in 0..whole.len() {
-            assert_eq!(
-                simple_event(&whole[..cut], &mut NextId::default()),
-                Simple::Incomplete,
-                "cut {cut}"
-            );
+            assert_eq!(simple_event(&whole[..cut]), Simple::Incomplete, "cut {cut}");
         }
-        assert!(matches!(
-            simple_event(whole, &mut NextId::default()),
-            Simple::Event { .. }
-        ));
+        assert!(matches!(simple_event(whole), Simple::Event { .. }));
     }
 
     #[test]
@@ -577,16 +475,16 @@ mod tests {
         for other in [
             &b":\n\n"[..],
             b"id: 5\n\n",
-            b"id: x\ndata: 1\n\n",
-            b"id: 12345678901234567890\ndata: 1\n\n",
-            b"id: 5 \ndata: 1\n\n",
+            b"data: 1\nid: x\n\n",
+            b"data: 1\nid: 12345678901234567890\n\n",
+            b"data: 1\nid: 5 \n\n",
             b"data: a\ndata: b\n\n",
             b"event: t64\ndata: AA==\n\n",
             b"retry: 10\n\n",
-            b"id: 5\nevent: t64\ndata: AA==\n\n",
+            b"data: 1\nevent: t64\n\n",
         ] {
             assert_eq!(
-                simple_event(other, &mut NextId::default()),
+                simple_event(other),
                 Simple::Other,
                 "{:?}",
                 String::from_utf8_lossy(other)

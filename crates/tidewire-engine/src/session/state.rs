@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::channel::{ChannelShared, Entry, Lagged, Subscriber};
 use crate::packet::{EncodedPacket, PacketType};
+use crate::transport::sse::SsePiece;
 use crate::{CloseReason, TransportKind};
 
 /// Most queue slots an emptied queue keeps allocated for the next batch; a
@@ -134,13 +135,13 @@ pub(crate) struct SessionState {
     /// Packets written but not yet confirmed by such a long-polling client (`ack=`).
     retained: VecDeque<(u64, EncodedPacket)>,
     retained_bytes: usize,
-    /// SSE events written but not yet confirmed (`ack=` or `Last-Event-ID`), kept as
-    /// the chunks that carried them: one entry per write, not one per event.
+    /// SSE packets written but not yet confirmed (`ack=` or `Last-Event-ID`), kept as
+    /// the chunks that carried them: one entry per write, not one per packet.
     sse_sent: VecDeque<SentChunk>,
-    /// Events in `sse_sent` the client has not confirmed, and the bytes of its chunks.
+    /// Packets in `sse_sent` the client has not confirmed, and the bytes of its chunks.
     sse_unconfirmed: usize,
     sse_sent_bytes: usize,
-    /// The highest SSE event id the client confirmed.
+    /// The highest SSE packet id the client confirmed (an event's id is its last packet's).
     sse_confirmed: u64,
     /// The SSE stream found its window full (see [`SessionState::sse_next`]):
     /// a confirmation must wake it.
@@ -160,7 +161,7 @@ pub(crate) struct SessionState {
 /// One write of an SSE stream, kept until the client confirms its events.
 #[derive(Debug)]
 struct SentChunk {
-    /// The ids of its first and last events (ids count up by one).
+    /// The ids of its first and last packets (ids count up by one per packet).
     first: u64,
     last: u64,
     bytes: Bytes,
@@ -688,7 +689,7 @@ impl SessionState {
         std::mem::take(&mut self.sse_window_full)
     }
 
-    /// The id the next SSE event written gets.
+    /// The id the next SSE packet written gets.
     pub(crate) fn next_event_id(&self) -> u64 {
         self.down_seq + 1
     }
@@ -709,11 +710,11 @@ impl SessionState {
     }
 
     /// What SSE stream `stream` writes next: hands each event to `write` (its
-    /// id, its packet, and for a channel entry the `data:` lines every stream
+    /// id, its packet, and for a channel entry the encoding every stream
     /// shares). The writer hands the chunk it wrote to [`Self::retain_sse`],
     /// which keeps it until the client confirms its events.
     ///
-    /// At most `limits.max_packets` events are written and unconfirmed at a
+    /// At most `limits.max_packets` packets are written and unconfirmed at a
     /// time (and no more once they hold `limits.max_bytes`): a stream whose
     /// window is full waits for the client's confirmation, and the backlog
     /// stays queued, where the usual slow-consumer limits apply. A client that
@@ -722,7 +723,7 @@ impl SessionState {
         &mut self,
         stream: u32,
         limits: &Limits,
-        mut write: impl FnMut(u64, &EncodedPacket, Option<&Bytes>),
+        mut write: impl FnMut(u64, &EncodedPacket, Option<&SsePiece>),
     ) -> SseStep {
         self.sse_drained = false;
         if self.sse_stream != stream {
@@ -750,7 +751,7 @@ impl SessionState {
             self.absorb();
         }
         let seq = &mut self.down_seq;
-        let mut keep = |packet: &EncodedPacket, data: Option<&Bytes>| {
+        let mut keep = |packet: &EncodedPacket, data: Option<&SsePiece>| {
             *seq += 1;
             write(*seq, packet, data);
         };
@@ -777,7 +778,7 @@ impl SessionState {
             0
         };
         let from_channel = read_only_channel(&mut self.subs, &mut self.lagged, room, |entry| {
-            keep(entry.packet(), Some(entry.sse_data()))
+            keep(entry.packet(), Some(entry.sse_piece()))
         });
         // A read stops at its limit or at the tail; short of the limit it reached
         // the tail, and the channel wakes the session at its next entry.
@@ -1146,12 +1147,8 @@ mod tests {
         let mut events = Vec::new();
         let first = s.next_event_id();
         let step = s.sse_next(stream, l, |id, p, shared| {
-            if let Some(data) = shared {
-                assert_eq!(
-                    *data,
-                    crate::transport::sse::data_lines(p),
-                    "shared encoding"
-                );
+            if let Some(piece) = shared {
+                assert_eq!(*piece, SsePiece::of(p), "shared encoding");
             }
             events.push((id, p.clone()))
         });

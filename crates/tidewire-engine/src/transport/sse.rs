@@ -87,7 +87,6 @@ fn stream_response<H: EngineHandler>(
         session,
         stream_id,
         replay: (!replay.is_empty()).then_some(replay),
-        ids: IdLine::default(),
         keepalive,
         timer: Box::pin(tokio::time::sleep(keepalive)),
         last_write: Instant::now(),
@@ -108,8 +107,6 @@ struct StreamState<D: Send + Sync + 'static> {
     session: Session<D>,
     stream_id: u32,
     replay: Option<Bytes>,
-    /// The last `id:` line written, reused for the next (ids mostly count up by one).
-    ids: IdLine,
     keepalive: Duration,
     /// One timer for the stream's life, moved only when it fires: writes just
     /// note their time, so a busy stream does not touch the timer wheel.
@@ -139,10 +136,9 @@ async fn next_chunk<D: Send + Sync + 'static>(
         changed.as_mut().enable();
         let wakes = session.wakes();
         if state.quiet_since.take() != Some(wakes) {
-            let ids = &mut state.ids;
             let limits = *session.limits();
             let (step, chunk, drained) = session.with_state(|s| {
-                let (step, chunk) = write_step(s, state.stream_id, &limits, ids);
+                let (step, chunk) = write_step(s, state.stream_id, &limits);
                 (step, chunk, s.sse_drained(&limits))
             });
             match step {
@@ -187,15 +183,10 @@ async fn next_chunk<D: Send + Sync + 'static>(
 
 /// One step of stream `stream`: what it writes now, as one chunk, which the
 /// session keeps until the client confirms its events.
-pub(crate) fn write_step(
-    s: &mut SessionState,
-    stream: u32,
-    limits: &Limits,
-    ids: &mut IdLine,
-) -> (SseStep, Bytes) {
-    // One allocation for the batch: payloads plus `id:`/`data:` lines (an id
-    // line of up to 11 digits; a longer one grows the buffer once). A backlog
-    // larger than the stream's window is written in parts: size for one.
+pub(crate) fn write_step(s: &mut SessionState, stream: u32, limits: &Limits) -> (SseStep, Bytes) {
+    // One allocation for the batch: payloads, a separator each, and the lines
+    // around them. A backlog larger than the stream's window is written in
+    // parts: size for one.
     let (packets, bytes) = s.backlog();
     let fits = packets.min(limits.max_packets);
     let bytes = if fits < packets {
@@ -203,174 +194,199 @@ pub(crate) fn write_step(
     } else {
         bytes
     };
-    let mut out = Vec::with_capacity(bytes + 24 * fits);
+    let mut events = EventWriter::new(Vec::with_capacity(bytes + fits + 40));
     let first = s.next_event_id();
-    let step = s.sse_next(stream, limits, |id, packet, shared| {
-        if id != 0 {
-            out.extend_from_slice(ids.line(id));
-        }
-        match shared {
-            Some(data) => out.extend_from_slice(data),
-            None => write_data(&mut out, packet),
-        }
+    let step = s.sse_next(stream, limits, |id, packet, shared| match shared {
+        Some(piece) => events.piece(id, piece),
+        None => events.packet(id, packet),
     });
     if !matches!(step, SseStep::Write | SseStep::Finish) {
         return (step, Bytes::new());
     }
-    let chunk = Bytes::from(out);
+    let chunk = Bytes::from(events.finish());
     s.retain_sse(first, chunk.clone());
     (step, chunk)
 }
+
+/// How a packet travels in an event stream, worked out once per channel entry
+/// for all its SSE subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SsePiece {
+    /// Shares a `data:` line with the packets around it, separated by 0x1E as
+    /// in a polling payload: a text packet without CR, LF or 0x1E, or a binary
+    /// one as `b<base64>`.
+    Inline(Bytes),
+    /// An event of its own: these lines (several `data:` lines, or `event: t64`
+    /// and a `data:` line), each ending in LF.
+    Alone(Bytes),
+}
+
+impl SsePiece {
+    pub(crate) fn of(packet: &EncodedPacket) -> Self {
+        match packet {
+            EncodedPacket::Text(text) if !needs_own_event(text) => Self::Inline(text.clone()),
+            EncodedPacket::Binary(data) => Self::Inline(Bytes::from(binary_text(data))),
+            EncodedPacket::Text(text) => {
+                let mut lines = Vec::new();
+                own_event_lines(&mut lines, text);
+                Self::Alone(Bytes::from(lines))
+            }
+        }
+    }
+}
+
+/// Writes packets as events: consecutive inline packets share one event,
+/// whose `id:` line (after its data, so it is known once the event is
+/// complete) is the sequence number of its last packet.
+struct EventWriter {
+    out: Vec<u8>,
+    /// The id of the last packet in the event being written, if one is open.
+    open: Option<u64>,
+}
+
+impl EventWriter {
+    fn new(out: Vec<u8>) -> Self {
+        Self { out, open: None }
+    }
+
+    fn piece(&mut self, id: u64, piece: &SsePiece) {
+        match piece {
+            SsePiece::Inline(data) => self.inline(id, data),
+            SsePiece::Alone(lines) => {
+                self.close();
+                self.out.extend_from_slice(lines);
+                self.end_event(id);
+            }
+        }
+    }
+
+    fn packet(&mut self, id: u64, packet: &EncodedPacket) {
+        match packet {
+            // An id of 0 (the noop ending an upgraded stream) has no place in a batch.
+            EncodedPacket::Text(text) if id != 0 && !needs_own_event(text) => self.inline(id, text),
+            EncodedPacket::Binary(data) if id != 0 => self.inline(id, binary_text(data).as_bytes()),
+            EncodedPacket::Text(text) => {
+                self.close();
+                own_event_lines(&mut self.out, text);
+                self.end_event(id);
+            }
+            EncodedPacket::Binary(data) => {
+                self.close();
+                self.out.extend_from_slice(b"data: ");
+                self.out.extend_from_slice(binary_text(data).as_bytes());
+                self.out.push(b'\n');
+                self.end_event(id);
+            }
+        }
+    }
+
+    #[inline]
+    fn inline(&mut self, id: u64, data: &[u8]) {
+        if self.open.is_some() {
+            self.out.push(RECORD_SEPARATOR);
+        } else {
+            self.out.extend_from_slice(b"data: ");
+        }
+        self.out.extend_from_slice(data);
+        self.open = Some(id);
+    }
+
+    fn close(&mut self) {
+        if let Some(id) = self.open.take() {
+            self.out.push(b'\n');
+            self.end_event(id);
+        }
+    }
+
+    /// The id line (none for id 0) and the blank line that ends an event.
+    fn end_event(&mut self, id: u64) {
+        if id != 0 {
+            let mut digits = [0u8; 20];
+            self.out.extend_from_slice(b"id: ");
+            self.out.extend_from_slice(decimal(id, &mut digits));
+            self.out.push(b'\n');
+        }
+        self.out.push(b'\n');
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.close();
+        self.out
+    }
+}
+
+/// What separates packets in a batch, as in a polling payload.
+const RECORD_SEPARATOR: u8 = 0x1e;
 
 /// Where in `chunk` (events as [`write_step`] writes them) the first event with
 /// an id above `confirmed` starts; the chunk's length if there is none.
 pub(crate) fn event_after(chunk: &[u8], confirmed: u64) -> usize {
     let mut at = 0;
     while at < chunk.len() {
-        let event = &chunk[at..];
-        let id = event
+        // Events end with a blank line; their lines never hold one.
+        let Some(end) = find_blank_line(&chunk[at..]) else {
+            break;
+        };
+        // The id line, if any, is the event's last.
+        let lines = &chunk[at..at + end];
+        let last_line = lines
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(lines, |nl| &lines[nl + 1..]);
+        let id = last_line
             .strip_prefix(b"id: ")
-            .and_then(|rest| {
-                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-                std::str::from_utf8(&rest[..digits])
-                    .ok()?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .and_then(|digits| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
             .unwrap_or(0);
         if id > confirmed {
             return at;
         }
-        // Events end with a blank line; their data lines never hold one.
-        match event.windows(2).position(|w| w == b"\n\n") {
-            Some(end) => at += end + 2,
-            None => break,
-        }
+        at += end + 2;
     }
     chunk.len()
 }
 
-/// Encodes events as one chunk (one write for a whole batch).
+fn find_blank_line(events: &[u8]) -> Option<usize> {
+    events.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Encodes events as one chunk, one packet per event.
 #[cfg(test)]
 pub(crate) fn encode_events(events: &[(u64, EncodedPacket)]) -> Bytes {
-    let size: usize = events.iter().map(|(_, p)| p.len() * 4 / 3 + 32).sum();
-    let mut out = Vec::with_capacity(size);
-    let mut ids = IdLine::default();
+    let mut out = EventWriter::new(Vec::new());
     for (id, packet) in events {
-        if *id != 0 {
-            out.extend_from_slice(ids.line(*id));
-        }
-        write_data(&mut out, packet);
+        out.piece(*id, &SsePiece::of(packet));
+        out.close();
     }
-    Bytes::from(out)
+    Bytes::from(out.finish())
 }
 
-/// `packet` as the `data:` lines of an event, with the blank line that ends
-/// it: what a channel entry encodes once for every SSE stream.
-pub(crate) fn data_lines(packet: &EncodedPacket) -> Bytes {
-    let mut out = Vec::new();
-    write_data(&mut out, packet);
-    Bytes::from(out)
+/// Whether a text packet cannot share a `data:` line: SSE would read its CR or
+/// LF as a line end, and a 0x1E as the end of the packet.
+fn needs_own_event(text: &[u8]) -> bool {
+    has_line_break(text) || text.contains(&RECORD_SEPARATOR)
 }
 
-/// Appends `packet`'s `data:` lines and the blank line that ends the event.
-/// A plain `Vec` (reserved once per event) rather than `BytesMut`, whose
-/// every `put_slice` re-checks its reserve.
-fn write_data(out: &mut Vec<u8>, packet: &EncodedPacket) {
-    // data and its prefix; a base64 body (4/3 larger) grows it once more.
-    out.reserve(packet.len() + 16);
-    match packet {
-        // The usual packet, one line: no search for CR, then for each LF.
-        EncodedPacket::Text(text) if !has_line_break(text) => {
+fn binary_text(data: &[u8]) -> String {
+    let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
+    text.push('b');
+    base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
+    text
+}
+
+/// The lines of an event of its own for a text packet: a packet with CR or 0x1E
+/// as `event: t64` and its base64, one with only LFs as one `data:` line per line.
+fn own_event_lines(out: &mut Vec<u8>, text: &[u8]) {
+    if text.contains(&b'\r') || text.contains(&RECORD_SEPARATOR) {
+        out.extend_from_slice(b"event: t64\ndata: ");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        out.extend_from_slice(encoded.as_bytes());
+        out.push(b'\n');
+    } else {
+        for line in text.split(|&b| b == b'\n') {
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(text);
+            out.extend_from_slice(line);
             out.push(b'\n');
         }
-        EncodedPacket::Text(text) if text.contains(&b'\r') => {
-            out.extend_from_slice(b"event: t64\ndata: ");
-            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-            out.extend_from_slice(encoded.as_bytes());
-            out.push(b'\n');
-        }
-        EncodedPacket::Text(text) => {
-            for line in text.split(|&b| b == b'\n') {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(line);
-                out.push(b'\n');
-            }
-        }
-        EncodedPacket::Binary(data) => {
-            out.extend_from_slice(b"data: b");
-            let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-            out.extend_from_slice(encoded.as_bytes());
-            out.push(b'\n');
-        }
-    }
-    out.push(b'\n');
-}
-
-/// An event's `id: N` line. A stream's ids count up by one, so the next line
-/// is the last one with its decimal digits incremented in place, not a
-/// fresh conversion per event.
-pub(crate) struct IdLine {
-    /// `id: `, the digits, LF; right-aligned so a carry can grow leftwards.
-    text: [u8; 26],
-    /// Where `id: ` starts in `text`.
-    start: usize,
-    last: u64,
-}
-
-impl Default for IdLine {
-    fn default() -> Self {
-        Self {
-            text: [0; 26],
-            start: 0,
-            // No line rendered yet: the first `line` call renders.
-            last: u64::MAX,
-        }
-    }
-}
-
-impl IdLine {
-    const PREFIX: &'static [u8] = b"id: ";
-
-    /// The line for `id`.
-    #[inline]
-    fn line(&mut self, id: u64) -> &[u8] {
-        if self.last.checked_add(1) == Some(id) && self.increment() {
-            self.last = id;
-        } else {
-            self.render(id);
-        }
-        &self.text[self.start..]
-    }
-
-    /// Adds one to the digits in place; false when every digit was 9 (the
-    /// line grows a digit: render it afresh).
-    #[inline]
-    fn increment(&mut self) -> bool {
-        let digits = self.start + Self::PREFIX.len()..self.text.len() - 1;
-        for at in digits.rev() {
-            if self.text[at] == b'9' {
-                self.text[at] = b'0';
-            } else {
-                self.text[at] += 1;
-                return true;
-            }
-        }
-        false
-    }
-
-    fn render(&mut self, id: u64) {
-        let mut digits = [0u8; 20];
-        let digits = decimal(id, &mut digits);
-        let end = self.text.len();
-        self.text[end - 1] = b'\n';
-        let digits_at = end - 1 - digits.len();
-        self.text[digits_at..end - 1].copy_from_slice(digits);
-        self.start = digits_at - Self::PREFIX.len();
-        self.text[self.start..digits_at].copy_from_slice(Self::PREFIX);
-        self.last = id;
     }
 }
 
@@ -416,28 +432,45 @@ mod tests {
         String::from_utf8(encode_events(&[(id, packet)]).to_vec()).unwrap()
     }
 
+    /// What one write of these packets puts on the stream.
+    fn batch(packets: &[(u64, EncodedPacket)], shared: bool) -> String {
+        let mut out = EventWriter::new(Vec::new());
+        for (id, packet) in packets {
+            if shared {
+                out.piece(*id, &SsePiece::of(packet));
+            } else {
+                out.packet(*id, packet);
+            }
+        }
+        String::from_utf8(out.finish()).unwrap()
+    }
+
     #[test]
     fn text_binary_and_line_breaks() {
         assert_eq!(
             event(3, EncodedPacket::message("hi")),
-            "id: 3\ndata: 4hi\n\n"
+            "data: 4hi\nid: 3\n\n"
         );
         assert_eq!(
             event(4, EncodedPacket::message("a\nb")),
-            "id: 4\ndata: 4a\ndata: b\n\n"
+            "data: 4a\ndata: b\nid: 4\n\n"
         );
         assert_eq!(
             event(5, EncodedPacket::binary(vec![1u8, 2])),
-            "id: 5\ndata: bAQI=\n\n"
+            "data: bAQI=\nid: 5\n\n"
         );
         assert_eq!(
             event(6, EncodedPacket::message("a\rb")),
-            "id: 6\nevent: t64\ndata: NGENYg==\n\n"
+            "event: t64\ndata: NGENYg==\nid: 6\n\n"
+        );
+        assert_eq!(
+            event(7, EncodedPacket::message("a\u{1e}b")),
+            "event: t64\ndata: NGEeYg==\nid: 7\n\n"
         );
         assert_eq!(event(0, EncodedPacket::message("x")), "data: 4x\n\n");
         assert_eq!(
             event(u64::MAX, EncodedPacket::message("")),
-            "id: 18446744073709551615\ndata: 4\n\n"
+            "data: 4\nid: 18446744073709551615\n\n"
         );
         for (text, breaks) in [
             ("", false),
@@ -451,21 +484,56 @@ mod tests {
         }
         assert_eq!(
             event(10, EncodedPacket::message("\n")),
-            "id: 10\ndata: 4\ndata: \n\n"
+            "data: 4\ndata: \nid: 10\n\n"
         );
     }
 
     #[test]
-    fn id_lines_count_up_in_place_and_jump_anywhere() {
-        let mut ids = IdLine::default();
-        let mut check = |id: u64| {
-            assert_eq!(ids.line(id), format!("id: {id}\n").as_bytes(), "{id}");
-        };
-        for id in (1..=1_100).chain(9_990..10_010).chain([5, 6, 99, 100, 101]) {
-            check(id);
-        }
-        for id in [u64::MAX - 1, u64::MAX, 0, 1, 18_446_744_073_709_551_614] {
-            check(id);
+    fn packets_written_together_share_an_event_until_one_needs_its_own() {
+        let packets = [
+            (8, EncodedPacket::message("a")),
+            (9, EncodedPacket::binary(vec![1u8, 2])),
+            (10, EncodedPacket::message("b")),
+            (11, EncodedPacket::message("two\nlines")),
+            (12, EncodedPacket::message("c")),
+            (13, EncodedPacket::message("d")),
+        ];
+        let want = "data: 4a\u{1e}bAQI=\u{1e}4b\nid: 10\n\n\
+                    data: 4two\ndata: lines\nid: 11\n\n\
+                    data: 4c\u{1e}4d\nid: 13\n\n";
+        assert_eq!(batch(&packets, true), want);
+        assert_eq!(batch(&packets, false), want, "shared pieces write the same");
+        // The noop that ends an upgraded stream stands alone, without an id.
+        let ending = [
+            (14, EncodedPacket::message("e")),
+            (0, EncodedPacket::control(crate::packet::PacketType::Noop)),
+        ];
+        assert_eq!(batch(&ending, false), "data: 4e\nid: 14\n\ndata: 6\n\n");
+    }
+
+    #[test]
+    fn a_replay_starts_at_the_first_event_not_confirmed() {
+        let chunk = batch(
+            &[
+                (2, EncodedPacket::message("a")),
+                (3, EncodedPacket::message("b")),
+                (4, EncodedPacket::message("x\ny")),
+                (5, EncodedPacket::message("c")),
+            ],
+            false,
+        );
+        let second = "data: 4a\u{1e}4b\nid: 3\n\n".len();
+        let third = second + "data: 4x\ndata: y\nid: 4\n\n".len();
+        for (confirmed, at) in [
+            (0, 0),
+            (1, 0),
+            (2, 0),
+            (3, second),
+            (4, third),
+            (5, chunk.len()),
+            (9, chunk.len()),
+        ] {
+            assert_eq!(event_after(chunk.as_bytes(), confirmed), at, "{confirmed}");
         }
     }
 }
