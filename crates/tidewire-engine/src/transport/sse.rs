@@ -263,20 +263,12 @@ impl EventWriter {
     fn packet(&mut self, id: u64, packet: &EncodedPacket) {
         match packet {
             // An id of 0 (the noop ending an upgraded stream) has no place in a batch.
-            EncodedPacket::Text(text) if id != 0 && !needs_own_event(text) => self.inline(id, text),
-            EncodedPacket::Binary(data) if id != 0 => self.inline(id, binary_text(data).as_bytes()),
-            EncodedPacket::Text(text) => {
+            EncodedPacket::Text(text) if id == 0 => {
                 self.close();
                 own_event_lines(&mut self.out, text);
                 self.end_event(id);
             }
-            EncodedPacket::Binary(data) => {
-                self.close();
-                self.out.extend_from_slice(b"data: ");
-                self.out.extend_from_slice(binary_text(data).as_bytes());
-                self.out.push(b'\n');
-                self.end_event(id);
-            }
+            _ => self.piece(id, &SsePiece::of(packet)),
         }
     }
 
